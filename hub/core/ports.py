@@ -1,0 +1,36 @@
+"""The two small ports every adapter implements, so the app wires them alike.
+
+An adapter is handed an ``emit`` callable (a :data:`EventSink`) that must not
+block: the app backs it with one bounded queue that the core drains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from hub.core.events import Event
+from hub.core.intents import PublishMqtt, SendChat, SendPresence, SendSubscription
+
+EventSink = Callable[[Event], None]
+
+XmppIntent = SendPresence | SendSubscription | SendChat
+
+
+class MqttPort(Protocol):
+    async def run(self) -> None:
+        """Serve until cancelled; emit ``MqttLinkUp``/``MqttLinkDown`` and device traffic."""
+
+    async def publish(self, intent: PublishMqtt) -> None:
+        """Deliver one message to the devices."""
+
+
+class XmppPort(Protocol):
+    async def run(self) -> None:
+        """Keep the component connected until cancelled; emit link and stanza events."""
+
+    async def send(self, intent: XmppIntent) -> None:
+        """Send one stanza, or drop it (counted) while the stream is down."""
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until stanzas handed to ``send`` are written, at most ``timeout`` seconds."""
