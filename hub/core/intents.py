@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Show(str, Enum):
+class Show(StrEnum):
     """What an XMPP client shows for a contact (RFC 6121 ``<show/>``, plus unavailable)."""
 
     AVAILABLE = "available"  # no <show/>: online

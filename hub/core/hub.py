@@ -1,0 +1,703 @@
+"""The hub's decisions: facts in, intents out, one event at a time.
+
+``Hub.handle(event, now)`` is the only entry point besides ``shutdown``. It
+never blocks, sleeps, reads a clock or touches a socket, so the whole hub can
+be driven in memory by tests and by the app's single consumer task alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from hub.core import replies
+from hub.core.alerts import AlertRule, Notice, due_repeat, evaluate
+from hub.core.auth import Authorizer, Grant
+from hub.core.codecs import CODECS, PayloadError, Reading
+from hub.core.commands import (
+    CommandError,
+    Help,
+    ListDevices,
+    Query,
+    RunVerb,
+    SetProperty,
+    Status,
+    Switch,
+    parse_device_command,
+    parse_hub_command,
+    switch_property,
+    validate_value,
+)
+from hub.core.device import Device, DeviceConfig, alert_text
+from hub.core.events import (
+    ChatReceived,
+    Event,
+    MqttClientConnected,
+    MqttClientDisconnected,
+    MqttLinkDown,
+    MqttLinkUp,
+    MqttMessageReceived,
+    PresenceProbed,
+    SubscriptionCancelled,
+    SubscriptionRequested,
+    Tick,
+    XmppLinkDown,
+    XmppLinkUp,
+)
+from hub.core.intents import (
+    Intent,
+    Log,
+    PublishMqtt,
+    SendChat,
+    SendPresence,
+    SendSubscription,
+    Show,
+    StoreSubscription,
+)
+from hub.core.jid import bare
+from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
+from hub.core.payloads import TemplateError, render
+from hub.core.presence import derive, format_reading
+from hub.core.profile import Role
+
+
+def _utc_clock(timestamp: float) -> str:
+    seconds = int(timestamp) % 86400
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d} UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    domain: str
+    bindings: tuple[Binding, ...]
+    devices: Mapping[str, DeviceConfig] = field(default_factory=dict)
+    grants: Mapping[str, Grant] = field(default_factory=dict)
+    alert_rules: tuple[AlertRule, ...] = ()
+    confirm_timeout: float = 5.0
+    max_devices: int = 10_000
+    accept_unknown_devices: bool = True
+    max_pending_commands: int = 1000
+    #: Makes correlation ids unique across restarts (the app draws it at random).
+    session_tag: str = "h"
+    format_time: Callable[[float], str] = _utc_clock
+
+
+@dataclass(slots=True)
+class PendingCommand:
+    cid: str
+    device_jid: str
+    operator: str
+    summary: str
+    sent_at: float
+    deadline: float
+    expect: dict[str, Reading] | None = None
+    toggle_key: str | None = None
+    toggle_from: Reading | None = None
+
+
+def _same(actual: Reading | None, wanted: Reading) -> bool:
+    if actual is None:
+        return False
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return _as_bool(actual) == _as_bool(wanted)
+    if isinstance(wanted, int | float) and isinstance(actual, int | float):
+        return abs(actual - wanted) <= 1e-6 * max(1.0, abs(wanted))
+    return str(actual).strip().lower() == str(wanted).strip().lower()
+
+
+def _as_bool(value: Reading) -> bool | None:
+    text = str(value).strip().lower()
+    if text in ("true", "on", "1", "yes"):
+        return True
+    if text in ("false", "off", "0", "no"):
+        return False
+    return None
+
+
+class Hub:
+    def __init__(self, settings: HubSettings, subscriptions: Iterable[tuple[str, str]] = ()) -> None:
+        self.settings = settings
+        self.domain = settings.domain.lower()
+        self.router = Router(settings.bindings, self.domain)
+        self.auth = Authorizer(settings.grants)
+        self.devices: dict[str, Device] = {}  # by JID
+        self._by_id: dict[str, list[Device]] = {}
+        self._open_sessions: set[str] = set()
+        self.subscribers: dict[str, set[str]] = {}
+        for device_jid, operator in subscriptions:
+            self.subscribers.setdefault(device_jid.lower(), set()).add(bare(operator))
+        self.pending: dict[str, PendingCommand] = {}
+        self._next_cid = 0
+        self.xmpp_up = False
+        self.mqtt_up: bool | None = None  # None: not connected yet since start
+        self.mqtt_down_since: float | None = None
+        self.hub_announced: tuple[Show, str] | None = None
+        for config in settings.devices.values():
+            binding = self._binding_for_config(config)
+            if binding is not None:
+                self._create(binding, config.device_id, now=None)
+
+    # ------------------------------------------------------------------ entry points
+
+    def handle(self, event: Event, now: float) -> list[Intent]:
+        match event:
+            case MqttMessageReceived():
+                return self._on_mqtt_message(event, now)
+            case MqttClientConnected(client_id=client_id, username=username):
+                return self._on_session(client_id, username, True, now)
+            case MqttClientDisconnected(client_id=client_id, username=username):
+                return self._on_session(client_id, username, False, now)
+            case MqttLinkUp():
+                self.mqtt_up, self.mqtt_down_since = True, None
+                return [Log("info", "mqtt.up"), *self._refresh_all(now)]
+            case MqttLinkDown():
+                self.mqtt_up, self.mqtt_down_since = False, now
+                return [Log("warning", "mqtt.down"), *self._refresh_all(now)]
+            case XmppLinkUp():
+                self.xmpp_up = True
+                return [Log("info", "xmpp.up", {"devices": len(self.devices)}), *self._announce_all(now)]
+            case XmppLinkDown():
+                self.xmpp_up = False
+                return [Log("warning", "xmpp.down")]
+            case ChatReceived():
+                return self._on_chat(event, now)
+            case SubscriptionRequested(sender=sender, to=to):
+                return self._on_subscribe(bare(sender), bare(to), now)
+            case SubscriptionCancelled(sender=sender, to=to):
+                return self._on_unsubscribe(bare(sender), bare(to))
+            case PresenceProbed(sender=sender, to=to):
+                return self._on_probe(bare(sender), bare(to), now)
+            case Tick():
+                return self._on_tick(now)
+
+    def shutdown(self) -> list[Intent]:
+        """Unavailable presence for every device and the hub, to every subscriber."""
+        out: list[Intent] = []
+        for device_jid, operators in self.subscribers.items():
+            for operator in sorted(operators):
+                out.append(SendPresence(device_jid, operator, Show.UNAVAILABLE, "hub stopped"))
+        self.xmpp_up = False
+        return out
+
+    # ------------------------------------------------------------------ devices
+
+    def _binding_for_config(self, config: DeviceConfig) -> Binding | None:
+        if config.binding is not None:
+            return self.router.bindings.get(config.binding)
+        return next(iter(self.router.bindings.values()), None)
+
+    def _create(self, binding: Binding, device_id: str, now: float | None) -> Device:
+        jid = self.router.jid_for(binding, device_id)
+        config = self.settings.devices.get(device_id)
+        device = Device(
+            binding=binding,
+            device_id=device_id,
+            jid=jid,
+            name=(config.name if config and config.name else device_id),
+            group=config.group if config else None,
+            expected_interval=(
+                config.expected_interval if config and config.expected_interval else binding.profile.expected_interval
+            ),
+        )
+        if device_id in self._open_sessions:
+            device.session = True
+        self.devices[jid] = device
+        self._by_id.setdefault(device_id, []).append(device)
+        return device
+
+    def _device_for_route(self, route: Route, topic: str, now: float) -> tuple[Device | None, list[Intent]]:
+        try:
+            jid = self.router.jid_for(route.binding, route.device_id)
+        except MappingError as exc:
+            return None, [Log("warning", "device.bad_id", {"topic": topic, "reason": str(exc)})]
+        device = self.devices.get(jid)
+        if device is not None:
+            if device.binding is not route.binding or device.device_id != route.device_id:
+                return None, [
+                    Log(
+                        "warning",
+                        "device.jid_collision",
+                        {"topic": topic, "jid": jid, "owner": f"{device.binding.name}:{device.device_id}"},
+                    )
+                ]
+            return device, []
+        if not self.settings.accept_unknown_devices and route.device_id not in self.settings.devices:
+            return None, [Log("debug", "device.unknown_ignored", {"topic": topic})]
+        if len(self.devices) >= self.settings.max_devices:
+            return None, [Log("warning", "device.limit", {"topic": topic, "max": self.settings.max_devices})]
+        device = self._create(route.binding, route.device_id, now)
+        return device, [Log("info", "device.new", {"device": device.device_id, "jid": jid, "topic": topic})]
+
+    def _on_session(self, client_id: str, username: str | None, is_open: bool, now: float) -> list[Intent]:
+        names = {client_id} | ({username} if username else set())
+        out: list[Intent] = []
+        for name in names:
+            if is_open:
+                self._open_sessions.add(name)
+            else:
+                self._open_sessions.discard(name)
+            for device in self._by_id.get(name, []):
+                was_online = device.online
+                device.session = is_open
+                if is_open:
+                    device.last_live = now
+                elif was_online:
+                    device.offline_since = now
+                out += self._refresh(device, now)
+        return out
+
+    # ------------------------------------------------------------------ MQTT traffic
+
+    def _on_mqtt_message(self, event: MqttMessageReceived, now: float) -> list[Intent]:
+        route = self.router.route(event.topic)
+        if route is None or route.role is TopicRole.COMMAND:
+            return []
+        device, out = self._device_for_route(route, event.topic, now)
+        if device is None:
+            return out
+        was_online = device.online
+        if route.role is TopicRole.AVAILABILITY:
+            out += self._on_availability(device, event, now)
+        elif route.role is TopicRole.TELEMETRY:
+            out += self._on_telemetry(device, route, event, now)
+        elif route.role is TopicRole.RESULT:
+            out += self._on_result(device, event, now)
+        if not event.retain and route.role is not TopicRole.AVAILABILITY:
+            device.last_live = now
+        if was_online and not device.online and device.offline_since is None:
+            device.offline_since = now
+        if device.online:
+            device.offline_since = None
+        return out + self._refresh(device, now)
+
+    def _on_availability(self, device: Device, event: MqttMessageReceived, now: float) -> list[Intent]:
+        spec = device.binding.profile.availability
+        assert spec is not None
+        text = event.payload[:256].decode("utf-8", "replace").strip().lower()
+        if text in (v.lower() for v in spec.online):
+            device.available, device.sleeping = True, False
+            if not event.retain:
+                device.last_live = now
+        elif text in (v.lower() for v in spec.sleeping):
+            device.available, device.sleeping = True, True
+        elif text in (v.lower() for v in spec.offline):
+            if device.available is not False:
+                device.offline_since = None if event.retain and device.available is None else now
+            device.available, device.sleeping = False, False
+        else:
+            return [Log("warning", "payload.bad_availability", {"topic": event.topic, "payload": text[:64]})]
+        return []
+
+    def _on_telemetry(self, device: Device, route: Route, event: MqttMessageReceived, now: float) -> list[Intent]:
+        spec = device.binding.profile.telemetry[route.index]
+        try:
+            readings = CODECS[spec.codec](event.payload, spec.field)
+        except PayloadError as exc:
+            return [
+                Log(
+                    "warning",
+                    "payload.rejected",
+                    {"topic": event.topic, "device": device.device_id, "reason": str(exc)},
+                )
+            ]
+        device.update_readings(readings)
+        out = self._check_alerts(device, readings, now)
+        out += self._check_confirmations(device, now)
+        return out
+
+    def _on_result(self, device: Device, event: MqttMessageReceived, now: float) -> list[Intent]:
+        spec = device.binding.profile.result
+        assert spec is not None
+        try:
+            answer = json.loads(event.payload[:65536].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return [Log("warning", "payload.bad_result", {"topic": event.topic, "device": device.device_id})]
+        if not isinstance(answer, dict):
+            return [Log("warning", "payload.bad_result", {"topic": event.topic, "device": device.device_id})]
+        cid = str(answer.get(spec.id_field, ""))
+        pending = self.pending.get(cid)
+        if pending is None or pending.device_jid != device.jid:
+            return [Log("debug", "command.result_unmatched", {"topic": event.topic, "cid": cid[:64]})]
+        del self.pending[cid]
+        ok = answer.get(spec.ok_field, True) is not False
+        message = str(answer.get(spec.message_field, "") or "")[:300]
+        elapsed = now - pending.sent_at
+        if ok:
+            body = f"✓ {pending.summary}: done in {elapsed:.1f} s" + (f" ({message})" if message else "")
+            outcome = "confirmed"
+        else:
+            body = f"✗ {pending.summary}: the device refused" + (f": {message}" if message else "")
+            outcome = "refused"
+        return [
+            SendChat(device.jid, pending.operator, body),
+            Log("info", f"command.{outcome}", {"device": device.device_id, "operator": pending.operator, "cid": cid}),
+        ]
+
+    def _check_confirmations(self, device: Device, now: float) -> list[Intent]:
+        out: list[Intent] = []
+        for cid, pending in list(self.pending.items()):
+            if pending.device_jid != device.jid:
+                continue
+            confirmed = False
+            if pending.expect is not None:
+                confirmed = all(_same(device.readings.get(k), v) for k, v in pending.expect.items())
+            elif pending.toggle_key is not None:
+                current = device.readings.get(pending.toggle_key)
+                confirmed = current is not None and not _same(current, pending.toggle_from or "")
+            if confirmed:
+                del self.pending[cid]
+                state = ""
+                if pending.toggle_key is not None:
+                    state = ": " + format_reading(
+                        device.binding.profile, pending.toggle_key, device.readings[pending.toggle_key], True
+                    )
+                out.append(
+                    SendChat(
+                        device.jid,
+                        pending.operator,
+                        f"✓ {pending.summary}{state}: confirmed in {now - pending.sent_at:.1f} s",
+                    )
+                )
+                out.append(
+                    Log(
+                        "info",
+                        "command.confirmed",
+                        {"device": device.device_id, "operator": pending.operator, "cid": cid},
+                    )
+                )
+        return out
+
+    def _check_alerts(self, device: Device, readings: Mapping[str, Reading], now: float) -> list[Intent]:
+        out: list[Intent] = []
+        for rule in self.settings.alert_rules:
+            if rule.field not in readings or not rule.applies_to(device.device_id, device.group):
+                continue
+            state, notice = evaluate(rule, device.alerts.get(rule.name), readings[rule.field], now)
+            if notice is Notice.RAISED and state is not None:
+                device.alerts[rule.name] = state
+                out += self._tell_subscribers(device, f"⚠ {device.name}: {alert_text(device, state)}")
+                out.append(
+                    Log(
+                        "warning", "alert.raised", {"device": device.device_id, "rule": rule.name, "value": state.value}
+                    )
+                )
+            elif notice is Notice.CLEARED:
+                old = device.alerts.pop(rule.name)
+                value = format_reading(device.binding.profile, rule.field, readings[rule.field], True)
+                since = self.settings.format_time(old.since)
+                out += self._tell_subscribers(device, f"✓ {device.name}: back to normal, {value} (alert since {since})")
+                out.append(Log("info", "alert.cleared", {"device": device.device_id, "rule": rule.name}))
+        return out
+
+    # ------------------------------------------------------------------ presence
+
+    def _presence(self, device: Device, now: float) -> tuple[Show, str]:
+        if not self.mqtt_up:
+            if self.mqtt_down_since is None:
+                return Show.UNAVAILABLE, "hub is starting"
+            return Show.UNAVAILABLE, f"hub lost its broker at {self.settings.format_time(self.mqtt_down_since)}"
+        return derive(device.facts(now), self.settings.format_time)
+
+    def _authorized_subscribers(self, device_jid: str, group: str | None) -> list[str]:
+        return sorted(op for op in self.subscribers.get(device_jid, ()) if self.auth.role_for(op, group) is not None)
+
+    def _refresh(self, device: Device, now: float) -> list[Intent]:
+        """Send the device's presence to its subscribers if it changed since last said."""
+        if not self.xmpp_up:
+            return []
+        current = self._presence(device, now)
+        if current == device.announced:
+            return []
+        device.announced = current
+        show, status = current
+        return [
+            SendPresence(device.jid, op, show, status) for op in self._authorized_subscribers(device.jid, device.group)
+        ]
+
+    def _refresh_all(self, now: float) -> list[Intent]:
+        out: list[Intent] = []
+        for device in self.devices.values():
+            out += self._refresh(device, now)
+        return out + self._refresh_hub()
+
+    def _announce_all(self, now: float) -> list[Intent]:
+        for device in self.devices.values():
+            device.announced = None
+        self.hub_announced = None
+        out = self._refresh_all(now)
+        for device_jid, operators in self.subscribers.items():
+            if device_jid not in self.devices and device_jid != self.domain:
+                out += [SendPresence(device_jid, op, Show.UNAVAILABLE, "not seen yet") for op in sorted(operators)]
+        return out
+
+    def _hub_presence(self) -> tuple[Show, str]:
+        online = sum(1 for d in self.devices.values() if d.online)
+        if not self.mqtt_up:
+            return Show.AWAY, "no MQTT broker connection"
+        return Show.AVAILABLE, f"{online} of {len(self.devices)} devices online"
+
+    def _refresh_hub(self) -> list[Intent]:
+        if not self.xmpp_up:
+            return []
+        current = self._hub_presence()
+        if current == self.hub_announced:
+            return []
+        self.hub_announced = current
+        operators = [op for op in sorted(self.subscribers.get(self.domain, ())) if self.auth.hub_role(op)]
+        return [SendPresence(self.domain, op, current[0], current[1]) for op in operators]
+
+    def _presence_for(self, device_jid: str, now: float) -> tuple[Show, str]:
+        device = self.devices.get(device_jid)
+        if device_jid == self.domain:
+            return self._hub_presence()
+        if device is None:
+            return Show.UNAVAILABLE, "not seen yet"
+        return self._presence(device, now)
+
+    def _group_of(self, jid: str) -> str | None:
+        device = self.devices.get(jid)
+        if device is not None:
+            return device.group
+        localpart = jid.split("@", 1)[0]
+        config = self.settings.devices.get(localpart)
+        return config.group if config else None
+
+    def _may_see(self, operator: str, jid: str) -> bool:
+        if jid == self.domain:
+            return self.auth.hub_role(operator) is not None
+        return self.auth.role_for(operator, self._group_of(jid)) is not None
+
+    def _is_device_jid(self, jid: str) -> bool:
+        node, _, domain = jid.rpartition("@")
+        return bool(node) and domain == self.domain
+
+    def _on_subscribe(self, operator: str, jid: str, now: float) -> list[Intent]:
+        if not (jid == self.domain or self._is_device_jid(jid)) or not self._may_see(operator, jid):
+            return [
+                SendSubscription(jid, operator, "unsubscribed"),
+                Log("warning", "subscription.refused", {"jid": operator, "device": jid}),
+            ]
+        out: list[Intent] = [SendSubscription(jid, operator, "subscribed")]
+        if operator not in self.subscribers.get(jid, set()):
+            self.subscribers.setdefault(jid, set()).add(operator)
+            out.append(StoreSubscription(jid, operator, True))
+            out.append(Log("info", "subscription.added", {"jid": operator, "device": jid}))
+        show, status = self._presence_for(jid, now)
+        out.append(SendPresence(jid, operator, show, status))
+        return out
+
+    def _on_unsubscribe(self, operator: str, jid: str) -> list[Intent]:
+        operators = self.subscribers.get(jid)
+        if not operators or operator not in operators:
+            return []
+        operators.discard(operator)
+        if not operators:
+            del self.subscribers[jid]
+        return [
+            StoreSubscription(jid, operator, False),
+            Log("info", "subscription.removed", {"jid": operator, "device": jid}),
+        ]
+
+    def _on_probe(self, operator: str, jid: str, now: float) -> list[Intent]:
+        subscribed = operator in self.subscribers.get(jid, set())
+        if subscribed and self._may_see(operator, jid):
+            show, status = self._presence_for(jid, now)
+            return [SendPresence(jid, operator, show, status)]
+        out: list[Intent] = [SendSubscription(jid, operator, "unsubscribed")]
+        if subscribed:  # was allowed once, is no longer on the list
+            out += self._on_unsubscribe(operator, jid)
+        return out
+
+    # ------------------------------------------------------------------ chat
+
+    def _reply(self, event: ChatReceived, body: str) -> SendChat:
+        return SendChat(bare(event.to), event.sender, body)
+
+    def _on_chat(self, event: ChatReceived, now: float) -> list[Intent]:
+        to = bare(event.to)
+        if to == self.domain:
+            return self._on_hub_chat(event, now)
+        device = self.devices.get(to)
+        role = self.auth.role_for(event.sender, device.group if device else self._group_of(to))
+        if role is None:
+            return [
+                self._reply(event, "Sorry, you are not on this hub's list of operators. Nothing was done."),
+                Log("warning", "chat.refused", {"jid": bare(event.sender), "device": to}),
+            ]
+        if device is None:
+            return [
+                self._reply(
+                    event,
+                    f"There is no device {to.split('@')[0]} on this hub. "
+                    f"Write 'devices' to {self.domain} for the list.",
+                )
+            ]
+        try:
+            command = parse_device_command(event.body)
+        except CommandError as exc:
+            return [self._reply(event, str(exc))]
+        show, status = self._presence(device, now)
+        match command:
+            case Help():
+                return [self._reply(event, replies.device_help(device, role))]
+            case Status():
+                return [self._reply(event, replies.device_status(device, show, status, self.settings.format_time))]
+            case Query(field=name):
+                return [self._reply(event, self._query(device, name))]
+            case Switch() | SetProperty() | RunVerb():
+                return self._command(event, device, role, command, now)
+
+    def _query(self, device: Device, name: str) -> str:
+        matches = [k for k in device.readings if k.lower() == name.lower()]
+        if not matches:
+            known = ", ".join(sorted(device.readings)) or "none yet"
+            return f"{device.device_id} has no reading '{name}'. Known: {known}."
+        key = matches[0]
+        return format_reading(device.binding.profile, key, device.readings[key], with_label=True)
+
+    def _command(
+        self, event: ChatReceived, device: Device, role: Role, command: Switch | SetProperty | RunVerb, now: float
+    ) -> list[Intent]:
+        profile = device.binding.profile
+        operator = bare(event.sender)
+        if isinstance(command, RunVerb) and command.name not in profile.verbs:
+            return [
+                self._reply(
+                    event, f"Unknown command '{command.name}'. Write 'help' for what {device.device_id} understands."
+                )
+            ]
+        needed = profile.verbs[command.name].role if isinstance(command, RunVerb) else Role.OPERATOR
+        if role.rank < needed.rank:
+            return [
+                self._reply(
+                    event, f"Your role ({role.value}) may not do that; it needs {needed.value}. Nothing was sent."
+                ),
+                Log("warning", "command.forbidden", {"jid": operator, "device": device.device_id, "role": role.value}),
+            ]
+        if profile.commands is None:
+            return [self._reply(event, f"{device.device_id} takes no commands.")]
+        if not device.online:
+            return [self._reply(event, f"{device.device_id} is offline; nothing was sent.")]
+        if len(self.pending) >= self.settings.max_pending_commands:
+            return [self._reply(event, "The hub has too many commands waiting for confirmation; try again shortly.")]
+        self._next_cid += 1
+        cid = f"{self.settings.session_tag}-{self._next_cid}"
+        values: dict[str, Reading] = {**profile.defaults, **device.binding.slots, "cid": cid, "id": device.device_id}
+        pending = PendingCommand(cid, device.jid, event.sender, "", now, now + self.settings.confirm_timeout)
+        try:
+            if isinstance(command, RunVerb):
+                values["verb"] = command.name
+                template = profile.commands.verb_payload
+                pending.summary = command.name
+            else:
+                if isinstance(command, Switch):
+                    spec = switch_property(profile, command.channel)
+                    assert profile.switch is not None
+                    value: Reading = getattr(profile.switch, command.action)
+                    if command.action == "toggle":
+                        pending.toggle_key = spec.echo_key
+                        pending.toggle_from = device.readings.get(spec.echo_key)
+                    pending.summary = f"{command.action}" + (f" {command.channel}" if command.channel else "")
+                else:
+                    found = profile.properties.get(command.name)
+                    if found is None or found.echo_key not in device.readings:
+                        settable = ", ".join(replies.settable_properties(device)) or "none"
+                        return [
+                            self._reply(
+                                event,
+                                f"{device.device_id} has no settable property '{command.name}'. Settable: {settable}.",
+                            )
+                        ]
+                    spec = found
+                    value = validate_value(spec, command.raw_value)
+                    unit = f" {spec.unit}" if spec.unit and not isinstance(value, str) else ""
+                    pending.summary = f"set {spec.name} {value}{unit}"
+                if pending.toggle_key is None:
+                    pending.expect = {spec.echo_key: value}
+                values["property"], values["value"] = spec.name, value
+                template = profile.commands.set_payload
+            payload = render(template, values)
+            topic = self.router.topic_for(device.binding, profile.commands.topic, device.device_id)
+        except CommandError as exc:
+            return [self._reply(event, str(exc))]
+        except TemplateError as exc:
+            return [
+                self._reply(event, "This device's profile cannot build that command; nothing was sent."),
+                Log("error", "profile.bad_template", {"profile": profile.name, "reason": str(exc)}),
+            ]
+        self.pending[cid] = pending
+        return [
+            PublishMqtt(topic, payload, qos=1),
+            self._reply(event, f"→ sent: {pending.summary}"),
+            Log(
+                "info",
+                "command.sent",
+                {"jid": operator, "device": device.device_id, "command": pending.summary, "cid": cid, "topic": topic},
+            ),
+        ]
+
+    def _on_hub_chat(self, event: ChatReceived, now: float) -> list[Intent]:
+        if self.auth.hub_role(event.sender) is None:
+            return [
+                self._reply(event, "Sorry, you are not on this hub's list of operators."),
+                Log("warning", "chat.refused", {"jid": bare(event.sender), "device": self.domain}),
+            ]
+        try:
+            command = parse_hub_command(event.body)
+        except CommandError as exc:
+            return [self._reply(event, str(exc))]
+        match command:
+            case Help():
+                return [self._reply(event, replies.hub_help(self.domain))]
+            case Status():
+                return [self._reply(event, self._hub_presence()[1])]
+            case ListDevices(query=query):
+                visible = [
+                    (d, self._presence(d, now)[0])
+                    for d in self.devices.values()
+                    if self.auth.role_for(event.sender, d.group) is not None
+                    and (not query or query in d.device_id.lower() or query in d.name.lower())
+                ]
+                return [self._reply(event, replies.device_list(visible))]
+        return []
+
+    def _tell_subscribers(self, device: Device, body: str) -> list[Intent]:
+        return [SendChat(device.jid, op, body) for op in self._authorized_subscribers(device.jid, device.group)]
+
+    # ------------------------------------------------------------------ time
+
+    def _on_tick(self, now: float) -> list[Intent]:
+        out: list[Intent] = []
+        for cid, pending in list(self.pending.items()):
+            if now >= pending.deadline:
+                del self.pending[cid]
+                device = self.devices.get(pending.device_jid)
+                note = ""
+                if device is not None and pending.expect:
+                    key = next(iter(pending.expect))
+                    if key in device.readings:
+                        note = f" ({format_reading(device.binding.profile, key, device.readings[key], True)} still)"
+                out.append(
+                    SendChat(
+                        pending.device_jid,
+                        pending.operator,
+                        f"✗ {pending.summary}: no confirmation after {self.settings.confirm_timeout:g} s{note}",
+                    )
+                )
+                out.append(
+                    Log(
+                        "warning",
+                        "command.unconfirmed",
+                        {"device": pending.device_jid, "operator": pending.operator, "cid": cid},
+                    )
+                )
+        for device in self.devices.values():
+            for state in device.alerts.values():
+                if due_repeat(state, now):
+                    since = self.settings.format_time(state.since)
+                    out += self._tell_subscribers(
+                        device, f"⚠ {device.name}: still {alert_text(device, state)} (since {since})"
+                    )
+            out += self._refresh(device, now)
+        return out + self._refresh_hub()

@@ -1,0 +1,164 @@
+"""Topic ⇄ device ⇄ JID: the one place that turns addresses into each other.
+
+A :class:`Binding` is a profile applied to a broker (its slots filled, e.g.
+``base=devices``). The :class:`Router` checks the bindings once at start-up:
+rules that could claim the same topic are refused, because a topic that two
+rules match would be routed by accident of order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hub.core.jid import JidError, escape_localpart, split_bare, unescape_localpart
+from hub.core.profile import Profile
+from hub.core.topics import TopicError, TopicTemplate
+
+
+class MappingError(ValueError):
+    """Bindings that cannot be routed unambiguously."""
+
+
+class TopicRole(Enum):
+    AVAILABILITY = "availability"
+    TELEMETRY = "telemetry"
+    RESULT = "result"
+    COMMAND = "command"  # our own outgoing topic, seen again on an external broker
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One profile on one broker: ``hub`` with ``base=devices``."""
+
+    name: str
+    profile: Profile
+    slots: Mapping[str, str] = field(default_factory=dict)
+    jid_prefix: str = ""
+
+    def template(self, template: TopicTemplate) -> TopicTemplate:
+        values = {**self.profile.defaults, **self.slots}
+        return template.substitute({k: v for k, v in values.items() if k in template.slots})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    binding: Binding
+    role: TopicRole
+    device_id: str
+    index: int = 0  # which telemetry spec
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    binding: Binding
+    role: TopicRole
+    template: TopicTemplate
+    index: int
+
+
+class Router:
+    """Routes topics to devices and names each device's JID and command topic."""
+
+    def __init__(self, bindings: Iterable[Binding], domain: str) -> None:
+        self.domain = domain.lower()
+        self.bindings: dict[str, Binding] = {}
+        rules: list[_Rule] = []
+        for binding in bindings:
+            if binding.name in self.bindings:
+                raise MappingError(f"binding {binding.name!r} is defined twice")
+            self.bindings[binding.name] = binding
+            rules.extend(self._rules_of(binding))
+        self._check_overlaps(rules)
+        self._rules = tuple(rules)
+        self._by_first_level: dict[str | None, list[_Rule]] = {}
+        for rule in rules:
+            first = rule.template.levels[0]
+            key = getattr(first, "text", None)
+            self._by_first_level.setdefault(key, []).append(rule)
+
+    @staticmethod
+    def _rules_of(binding: Binding) -> list[_Rule]:
+        profile = binding.profile
+        id_slot = profile.id_slot
+        found: list[_Rule] = []
+
+        def add(role: TopicRole, template: TopicTemplate, index: int = 0) -> None:
+            filled = binding.template(template)
+            missing = [s for s in filled.slots if s != id_slot]
+            if missing:
+                raise MappingError(
+                    f"binding {binding.name!r}: {role.value} topic {template.source!r} "
+                    f"needs a value for {', '.join('{' + m + '}' for m in missing)}"
+                )
+            if id_slot not in filled.slots:
+                raise MappingError(
+                    f"binding {binding.name!r}: {role.value} topic {template.source!r} has no {{{id_slot}}} slot"
+                )
+            found.append(_Rule(binding, role, filled, index))
+
+        if profile.availability:
+            add(TopicRole.AVAILABILITY, profile.availability.topic)
+        for index, telemetry in enumerate(profile.telemetry):
+            add(TopicRole.TELEMETRY, telemetry.topic, index)
+        if profile.result:
+            add(TopicRole.RESULT, profile.result.topic)
+        if profile.commands:
+            add(TopicRole.COMMAND, profile.commands.topic)
+        return found
+
+    @staticmethod
+    def _check_overlaps(rules: list[_Rule]) -> None:
+        for i, first in enumerate(rules):
+            for second in rules[i + 1 :]:
+                if first.template.overlaps(second.template):
+                    raise MappingError(
+                        f"ambiguous rules: {first.role.value} topic {first.template.source!r} of binding "
+                        f"{first.binding.name!r} and {second.role.value} topic {second.template.source!r} of "
+                        f"binding {second.binding.name!r} can match the same topic"
+                    )
+
+    def subscription_filters(self) -> tuple[str, ...]:
+        """Filters that cover every topic the hub reads (not its own command topics)."""
+        filters = {r.template.as_filter() for r in self._rules if r.role is not TopicRole.COMMAND}
+        return tuple(sorted(filters))
+
+    def route(self, topic: str) -> Route | None:
+        """The device and role a topic belongs to, or ``None`` if no rule claims it."""
+        first = topic.split("/", 1)[0]
+        candidates = self._by_first_level.get(first, []) + self._by_first_level.get(None, [])
+        for rule in candidates:
+            values = rule.template.match(topic)
+            if values is not None:
+                return Route(rule.binding, rule.role, values[rule.binding.profile.id_slot], rule.index)
+        return None
+
+    def topic_for(self, binding: Binding, template: TopicTemplate, device_id: str) -> str:
+        return binding.template(template).format({binding.profile.id_slot: device_id})
+
+    def jid_for(self, binding: Binding, device_id: str) -> str:
+        """``<prefix><escaped id>@<domain>``, lower-cased as servers compare JIDs."""
+        try:
+            localpart = escape_localpart(binding.jid_prefix + device_id)
+        except JidError as exc:
+            raise MappingError(str(exc)) from None
+        return f"{localpart}@{self.domain}".lower()
+
+    def device_id_for(self, binding: Binding, jid: str) -> str | None:
+        """The inverse of :meth:`jid_for` for ids without upper-case letters."""
+        localpart, domain = split_bare(jid)
+        if localpart is None or domain != self.domain:
+            return None
+        raw = unescape_localpart(localpart)
+        if not raw.startswith(binding.jid_prefix.lower()):
+            return None
+        return raw[len(binding.jid_prefix) :]
+
+
+def check_template(source: str) -> TopicTemplate:
+    """Parse a template, turning its error into a :class:`MappingError`."""
+    try:
+        return TopicTemplate.parse(source)
+    except TopicError as exc:
+        raise MappingError(str(exc)) from None
