@@ -9,7 +9,7 @@ and the profile's verbs. Parsing and validation return values or a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hub.core.codecs import Reading
 from hub.core.profile import Profile, PropertyKind, PropertySpec
@@ -197,10 +197,12 @@ def switch_property(profile: Profile, channel: str | None) -> PropertySpec:
             raise CommandError(f"Channel must be a number, not '{channel}'.")
         name = profile.switch.channel_property.format(channel=channel)
     spec = profile.properties.get(name)
+    if spec is None and channel is not None:
+        # Channels share the main switch's kind unless the profile lists them.
+        base = profile.properties.get(profile.switch.property)
+        spec = replace(base, name=name, echo=None) if base else None
     if spec is None:
-        raise CommandError(
-            f"This device has no switch channel '{channel}'." if channel else "This device has no switch."
-        )
+        raise CommandError("This device has no switch.")
     return spec
 
 
