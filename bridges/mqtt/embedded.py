@@ -1,0 +1,173 @@
+"""The MQTT broker inside the hub: amqtt 0.12.1, run in the hub's own event loop.
+
+Devices connect to it directly; the core hears about sessions and accepted
+messages through ``emit`` and publishes with :meth:`EmbeddedBroker.publish`,
+which injects in-process (no TCP client, so nothing echoes back as a device
+message). Only two plugins are loaded (``bridges.mqtt.plugins``): no event or
+packet loggers and no ``$SYS``, which cost about a third of the throughput.
+
+amqtt 0.12.1 defects neutralized (DESIGN.md §3), by overriding methods of a
+``Broker``/handler subclass in ``bridges.mqtt.hardened``:
+
+1. Keep-alive never enforced: the reader's timeout is set to 1.5 x the client's
+   keep-alive and a timeout now ends the session, so the Last Will fires.
+2. Retained messages leaked on CONNECT for every other client's subscriptions:
+   only the connecting client's own filters are served, through the receive ACL.
+3. Offline delivery: messages queued for an offline client arrive with retain
+   cleared; delivery QoS is min(publish, subscription) instead of always the
+   subscription's (QoS 0 no longer upgraded or queued). Still open: a QoS 1
+   message sent but unacknowledged when the client drops is not re-sent.
+4. With anonymous access on, every session was anonymous and got no offline
+   queue: our auth plugin flags only sessions without a username as anonymous.
+5. A PUBLISH to a ``$`` topic turned the client into a zombie: it is now dropped
+   and logged and the client carries on.
+6. Unbounded per-session offline queues: at most ``max_queued_per_session``,
+   oldest dropped first (routing is still amqtt's linear scan).
+
+Also fixed because a device fleet hits them: authentication now precedes any
+session change (a wrong password with a victim's client id deleted the victim's
+session), a second connection with the same client id takes the first one over
+cleanly, a client that never sends CONNECT is dropped after ``connect_timeout_s``,
+oversized packets close the connection instead of being buffered, and a failed
+start releases the ports it had bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
+
+from bridges.mqtt.hardened import HardenedBroker
+from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
+from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
+from hub.core.events import MqttLinkUp
+from hub.core.intents import PublishMqtt
+from hub.core.ports import EventSink
+
+__all__ = ["EmbeddedBroker", "EmbeddedBrokerOptions", "Listener", "hash_password"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str = "default"
+    kind: Literal["tcp", "ws"] = "tcp"
+    host: str = "127.0.0.1"  # loopback unless the config says otherwise: amqtt's default is every interface
+    port: int = 1883
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedBrokerOptions:
+    listeners: tuple[Listener, ...] = (Listener(),)
+    users: Mapping[str, str] = field(default_factory=dict)  # username -> argon2 PHC string
+    allow_anonymous: bool = False
+    #: Largest single packet field (in practice a PUBLISH payload); larger closes the connection.
+    max_packet_bytes: int = 256 * 1024
+    #: QoS 1/2 messages kept for one offline persistent session; the oldest go first.
+    max_queued_per_session: int = 100
+    #: Open connections per listener; more wait until one closes.
+    max_connections: int = 1024
+    #: Seconds a new connection may take to send its CONNECT.
+    connect_timeout_s: float = 10.0
+    #: A persistent session offline this long is forgotten (None: kept while the hub runs).
+    session_expiry_s: int | None = 7 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        if not self.listeners:
+            raise ValueError("listeners: at least one is needed")
+        names = [listener.name for listener in self.listeners]
+        if len(set(names)) != len(names):
+            raise ValueError(f"listeners: names must be unique, got {names}")
+        for username, phc in self.users.items():
+            try:
+                check_hash(phc)
+            except ValueError as exc:
+                raise ValueError(f"users: {username}: {exc}") from None
+        if self.max_packet_bytes < 1 or self.max_queued_per_session < 1 or self.max_connections < 1:
+            raise ValueError("max_packet_bytes, max_queued_per_session and max_connections must be positive")
+
+
+def _bind(listener: Listener) -> str:
+    host = f"[{listener.host}]" if ":" in listener.host else listener.host
+    return f"{host}:{listener.port}"
+
+
+def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerConfig:
+    plugins = {
+        f"{HubAuthPlugin.__module__}.{HubAuthPlugin.__name__}": {"hooks": hooks},
+        f"{HubEventsPlugin.__module__}.{HubEventsPlugin.__name__}": {"hooks": hooks},
+    }
+    config = BrokerConfig(
+        listeners={"default": ListenerConfig(bind=None)},
+        plugins=plugins,
+        session_expiry_interval=options.session_expiry_s,
+    )
+    # Set after construction: BrokerConfig copies fields of the listener named "default"
+    # into the others (a tcp listener next to a ws "default" would become ws).
+    config.listeners = {
+        listener.name: ListenerConfig(
+            type=ListenerType(listener.kind), bind=_bind(listener), max_connections=options.max_connections
+        )
+        for listener in options.listeners
+    }
+    return config
+
+
+class EmbeddedBroker:
+    """The hub's :class:`~hub.core.ports.MqttPort` when it is the devices' broker."""
+
+    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink) -> None:
+        self._options = options
+        self._emit = emit
+        self._broker: HardenedBroker | None = None
+        #: Set while the listeners accept connections.
+        self.ready = asyncio.Event()
+        #: Publishes refused because the broker was not running.
+        self.dropped_publishes = 0
+
+    async def run(self) -> None:
+        """Serve until cancelled. The broker is built here because amqtt binds to the running loop."""
+        hooks = HubHooks(self._emit, PasswordVerifier(self._options.users), self._options.allow_anonymous)
+        broker = HardenedBroker(
+            _broker_config(self._options, hooks),
+            max_packet_bytes=self._options.max_packet_bytes,
+            max_queued_per_session=self._options.max_queued_per_session,
+            connect_timeout_s=self._options.connect_timeout_s,
+        )
+        await broker.start()
+        self._broker = broker
+        try:
+            self.ready.set()
+            log.info(
+                "MQTT broker listening on %s",
+                ", ".join(f"{lst.kind}://{_bind(lst)}" for lst in self._options.listeners),
+            )
+            self._emit(MqttLinkUp())
+            await asyncio.Event().wait()
+        finally:
+            self.ready.clear()
+            self._broker = None
+            await broker.shutdown()
+
+    async def publish(self, intent: PublishMqtt) -> None:
+        """Deliver to the subscribers in-process; with ``retain`` also store it (an empty payload clears).
+
+        Raises ``ValueError`` for a topic no client could subscribe to (empty, wildcard): that is a bug.
+        """
+        if not intent.topic or "+" in intent.topic or "#" in intent.topic:
+            raise ValueError(f"not a topic name: {intent.topic!r}")
+        broker = self._broker
+        if broker is None:
+            self.dropped_publishes += 1
+            log.warning("MQTT broker not running: publish to %r dropped", intent.topic)
+            return
+        context = broker.plugins_manager.context
+        await context.broadcast_message(intent.topic, intent.payload, qos=intent.qos)
+        if intent.retain:
+            await context.retain_message(intent.topic, intent.payload, qos=intent.qos)

@@ -1,0 +1,337 @@
+"""amqtt 0.12.1's broker with the defects that break the hub overridden (list in ``bridges.mqtt.embedded``).
+
+Every override is a method of a subclass; amqtt itself is never patched.
+The defect numbers are those of DESIGN.md §3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from amqtt.adapters import (
+    ReaderAdapter,
+    StreamReaderAdapter,
+    StreamWriterAdapter,
+    WebSocketsReader,
+    WebSocketsWriter,
+    WriterAdapter,
+)
+from amqtt.broker import Broker, RetainedApplicationMessage
+from amqtt.contexts import Action, BrokerConfig
+from amqtt.errors import AMQTTError, MQTTError
+from amqtt.events import BrokerEvents
+from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.constants import QOS_0, QOS_2
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.session import ApplicationMessage, Session
+from amqtt.utils import gen_client_id
+
+log = logging.getLogger(__name__)
+
+_AUTHENTICATED = "hub.authenticated"  # Session.attributes key: the CONNECT passed authentication
+_KEEPALIVE_FACTOR = 1.5  # MQTT-3.1.2-24: silence longer than 1.5 x keep-alive ends the connection
+_TAKEOVER_WAIT_S = 2.0
+# Fields a returning persistent client brings with its new CONNECT (amqtt forgets clean_session,
+# will_retain and is_anonymous, so a session once clean or anonymous stayed so).
+_RENEWED_ON_CONNECT = (
+    "clean_session", "will_flag", "will_message", "will_topic", "will_qos", "will_retain",
+    "keep_alive", "username", "is_anonymous", "remote_address", "remote_port", "ssl_object",
+)  # fmt: skip
+
+
+class PacketTooLarge(Exception):
+    """A client announced a packet field larger than the broker accepts."""
+
+
+class BoundedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type hints
+    """Refuses any read larger than ``max_bytes``: amqtt reads a PUBLISH payload in one read
+    of the announced length, so a client could otherwise make it buffer up to 256 MiB."""
+
+    def __init__(self, inner: Any, max_bytes: int) -> None:
+        self._inner = inner
+        self._max = max_bytes
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._max:
+            raise PacketTooLarge(f"packet field of {n} bytes exceeds the limit of {self._max}")
+        data: bytes = await self._inner.read(n)
+        return data
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
+
+
+class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    def handle_read_timeout(self) -> None:
+        """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.
+
+        End the session as if the socket dropped: the broker then publishes the
+        Last Will, stops this handler and reports the disconnect.
+        """
+        client_id = self.session.client_id if self.session else None
+        log.info("MQTT client %r silent past 1.5 x keep-alive: disconnecting", client_id)
+        waiter = self._disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+async def _close_quietly(writer: WriterAdapter) -> None:
+    with contextlib.suppress(Exception):
+        await writer.close()
+
+
+class HardenedBroker(Broker):  # type: ignore[misc]
+    """The stock broker plus the overrides the hub needs; configured like ``amqtt.broker.Broker``."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        max_packet_bytes: int,
+        max_queued_per_session: int,
+        connect_timeout_s: float,
+    ) -> None:
+        super().__init__(config)
+        self._max_packet_bytes = max_packet_bytes
+        self._max_queued = max_queued_per_session
+        self._connect_timeout_s = connect_timeout_s
+        self.dropped_offline_messages = 0
+        self._disconnects_finished: dict[BrokerProtocolHandler, asyncio.Event] = {}
+
+    # --- start-up -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """On a failed start, amqtt leaves the listeners it already opened bound: close them."""
+        try:
+            await super().start()
+        except BaseException:
+            for server in self._servers.values():
+                with contextlib.suppress(Exception):
+                    await server.close_instance()
+            raise
+
+    @classmethod
+    def _split_bindaddr_port(cls, port_str: str, default_port: int) -> tuple[str | None, int]:
+        """amqtt keeps the brackets of ``[::1]:1883`` in the address, which no socket accepts."""
+        address, port = super()._split_bindaddr_port(port_str, default_port)
+        if address is not None and address.startswith("["):
+            address = address[1:-1]
+        return address, port
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def stream_connected(self, reader: Any, writer: Any, listener_name: str) -> None:
+        await self._client_connected(
+            listener_name,
+            BoundedReader(StreamReaderAdapter(reader), self._max_packet_bytes),
+            StreamWriterAdapter(writer),
+        )
+
+    async def ws_connected(self, websocket: Any, listener_name: str) -> None:
+        await self._client_connected(
+            listener_name,
+            BoundedReader(WebSocketsReader(websocket), self._max_packet_bytes),
+            WebSocketsWriter(websocket),
+        )
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[HubProtocolHandler, Session]:
+        """Read the CONNECT, authenticate, then find or create the session.
+
+        amqtt touches session state before it authenticates: a CONNECT with a wrong
+        password and a victim's client id deletes the victim's persistent session
+        (queued messages included), and every refused client leaves a session marked
+        connected forever. It also waits forever for the CONNECT, ignores a live
+        connection that holds the client id (so its late disconnect later marks the new
+        one offline and fires its Last Will), and times keep-alive at 1 x instead of 1.5 x.
+        """
+        where = f"{remote_address}:{remote_port}"
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                handler, incoming = await HubProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+        except Exception as exc:
+            await _close_quietly(writer)
+            raise AMQTTError(f"no valid CONNECT from {where}: {type(exc).__name__} {exc}") from exc
+
+        incoming.is_anonymous = False
+        if not await super()._authenticate(incoming, None):
+            code = NOT_AUTHORIZED if incoming.username is None else BAD_USERNAME_PASSWORD
+            with contextlib.suppress(Exception):
+                await ConnackPacket.build(0, code).to_stream(writer)
+            await _close_quietly(writer)
+            raise MQTTError(f"client {incoming.client_id!r} from {where} not authorized")
+
+        client_id: str = incoming.client_id or gen_client_id()
+        incoming.client_id = client_id
+        await self._take_over(client_id)
+        session: Session = incoming
+        existing = self._sessions.get(client_id)
+        if incoming.clean_session:
+            await self._delete_session(client_id)
+            session.parent = 0
+        elif existing is not None:
+            session = existing[0]
+            for name in _RENEWED_ON_CONNECT:
+                setattr(session, name, getattr(incoming, name))
+            session.parent = 1
+        else:
+            session.parent = 0
+
+        if session.keep_alive > 0:
+            session.keep_alive = session.keep_alive * _KEEPALIVE_FACTOR  # the reader's timeout
+        session.attributes[_AUTHENTICATED] = True
+        return handler, session
+
+    async def _take_over(self, client_id: str) -> None:
+        """MQTT-3.1.4-2: close a connection still holding ``client_id`` and let it finish
+        (Last Will, disconnect event) before the new one is accepted."""
+        entry = self._sessions.get(client_id)
+        if entry is None or not entry[0].transitions.is_connected():
+            return
+        old_handler = entry[1]
+        log.info("MQTT client %r connected again: closing its previous connection", client_id)
+        finished = self._disconnects_finished.setdefault(old_handler, asyncio.Event())
+        await old_handler.handle_connection_closed()
+        try:
+            async with asyncio.timeout(_TAKEOVER_WAIT_S):
+                await finished.wait()
+        except TimeoutError:
+            log.warning("previous connection of MQTT client %r did not close in time", client_id)
+        finally:
+            self._disconnects_finished.pop(old_handler, None)
+
+    async def _handle_disconnect(
+        self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
+    ) -> None:
+        """Stock behaviour; also wakes a :meth:`_take_over` waiting for this connection to end."""
+        try:
+            await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+        finally:
+            finished = self._disconnects_finished.get(handler)
+            if finished is not None:
+                finished.set()
+
+    async def _authenticate(self, session: Session, listener: Any) -> bool:
+        """Authentication already happened in :meth:`_initialize_client_session`; report its result."""
+        return bool(session.attributes.pop(_AUTHENTICATED, False))
+
+    # --- retained messages ----------------------------------------------------------------------
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        """Defect 2: on CONNECT amqtt calls this for *every* client's filter.
+
+        Only the session's own filters get retained messages, each checked against the
+        receive ACL. The publishes are queued with the broker's delivery tasks rather than
+        awaited, so the caller never yields while iterating the subscription table.
+        """
+        topic_filter, qos = subscription
+        subscribers = self._subscriptions.get(topic_filter, ())
+        if not any(sub.client_id == session.client_id for sub, _ in subscribers):
+            return
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        for topic, retained in list(self._retained_messages.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
+                continue
+            out_qos = min(qos, retained.qos if retained.qos is not None else qos)
+            publish = handler.mqtt_publish(topic, retained.data, out_qos, retain=True)
+            self._tasks_queue.append(asyncio.ensure_future(publish))
+
+    # --- offline queue ------------------------------------------------------------------------
+
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        """Defect 3: messages queued while the client was offline arrived flagged retained."""
+        handler = self._get_handler(session)
+        queue = session.retained_messages
+        sends = []
+        while handler is not None and not queue.empty():
+            queued = queue.get_nowait()
+            sends.append(
+                asyncio.ensure_future(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
+            )
+        if sends:
+            await asyncio.gather(*sends, return_exceptions=True)
+
+    def _queue_offline(self, session: Session, source: Session | None, topic: str, data: bytes, qos: int) -> None:
+        """Defect 6: per-session queues were unbounded. Keep the newest messages, count the dropped."""
+        queue = session.retained_messages
+        while queue.qsize() >= self._max_queued:
+            queue.get_nowait()
+            self.dropped_offline_messages += 1
+            log.warning("offline queue of MQTT client %r full: dropped its oldest message", session.client_id)
+        queue.put_nowait(RetainedApplicationMessage(source, topic, data, qos))
+
+    # --- message flow -----------------------------------------------------------------------------
+
+    async def _handle_message_delivery(
+        self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
+        """A PUBLISH from a client, after its QoS flow.
+
+        Defect 5: for a ``$`` topic (and an empty or wildcard one) amqtt returned False,
+        which ended the client's message loop while its socket stayed up: a zombie whose
+        later publishes all vanished. A ``$`` publish is now dropped and logged; a
+        malformed topic closes the connection as MQTT requires. Defect 3: the publish
+        QoS travels with the message so delivery uses min(publish, subscription) QoS.
+        """
+        message: ApplicationMessage | None = wait_deliver.result()
+        if message is None:
+            return True
+        topic = message.topic
+        if not topic or "#" in topic or "+" in topic:
+            log.warning("MQTT client %r published to invalid topic %r: disconnecting", client_session.client_id, topic)
+            await handler.handle_connection_closed()
+            return True
+        if topic.startswith("$"):
+            log.warning("MQTT client %r may not publish to %r: message dropped", client_session.client_id, topic)
+            return True
+        if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
+            log.info("MQTT client %r not allowed to publish to %r", client_session.client_id, topic)
+            return True
+        await self.plugins_manager.fire_event(
+            BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
+        )
+        qos = message.qos if message.qos is not None else QOS_0
+        await self._broadcast_message(client_session, topic, message.data, qos)
+        if message.publish_packet is not None and message.publish_packet.retain_flag:
+            await self.retain_message(client_session, topic, message.data, qos)
+        return True
+
+    async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
+        """Route one message to its subscribers.
+
+        Defect 3: amqtt delivered at the subscription's QoS, upgrading QoS 0 publishes
+        (and queueing them for offline clients); here the broadcast's ``qos`` is the
+        publish QoS and delivery uses the lower of the two (no ``qos``: the subscription's).
+        Defect 6: offline queues are bounded (:meth:`_queue_offline`). The subscription
+        table is snapshotted so a SUBSCRIBE during an await cannot break the iteration.
+        """
+        broadcast = await self._broadcast_queue.get()
+        topic: str = broadcast["topic"]
+        data: bytes = broadcast["data"]
+        source: Session | None = broadcast["session"]
+        publish_qos: int = broadcast.get("qos", QOS_2)
+        for topic_filter, subscriptions in list(self._subscriptions.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            for target, sub_qos in list(subscriptions):
+                qos = min(publish_qos, sub_qos)
+                if not await self._topic_filtering(target, topic=topic, action=Action.RECEIVE):
+                    continue
+                if not target.transitions.is_connected():
+                    if qos > QOS_0 and not target.clean_session and not target.is_anonymous:
+                        self._queue_offline(target, source, topic, data, qos)
+                    continue
+                handler = self._get_handler(target)
+                if handler is not None:
+                    running_tasks.append(asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False)))
