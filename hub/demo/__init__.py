@@ -1,0 +1,1 @@
+"""The demo: a private Prosody, the hub with its embedded broker, simulated devices."""
