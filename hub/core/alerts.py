@@ -64,6 +64,8 @@ class AlertState:
     since: float
     last_sent: float
     value: float
+    #: The reading as the device sent it, for display (``26`` stays ``26``).
+    reading: Reading = 0
 
 
 def numeric(value: Reading | None) -> float | None:
@@ -79,13 +81,13 @@ def evaluate(
 ) -> tuple[AlertState | None, Notice | None]:
     """New state and what to tell people, after a fresh ``value`` of the rule's field."""
     number = numeric(value)
-    if number is None:
+    if number is None or value is None:
         return state, None
     if state is None:
         if rule.breached(number):
-            return AlertState(rule, since=now, last_sent=now, value=number), Notice.RAISED
+            return AlertState(rule, since=now, last_sent=now, value=number, reading=value), Notice.RAISED
         return None, None
-    state.value = number
+    state.value, state.reading = number, value
     if rule.cleared(number):
         return None, Notice.CLEARED
     return state, None

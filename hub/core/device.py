@@ -83,7 +83,7 @@ class Device:
 def alert_text(device: Device, state: AlertState) -> str:
     """``temperature 31.2 °C > 30``: the breached rule in a few words."""
     rule = state.rule
-    reading = format_reading(device.binding.profile, rule.field, state.value, with_label=True)
+    reading = format_reading(device.binding.profile, rule.field, state.reading, with_label=True)
     unit = device.binding.profile.reading(rule.field).unit
     threshold = format_number(rule.threshold) + (f" {unit}" if unit else "")
     return f"{reading} {rule.op} {threshold}"

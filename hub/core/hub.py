@@ -24,6 +24,7 @@ from hub.core.commands import (
     SetProperty,
     Status,
     Switch,
+    format_number,
     parse_device_command,
     parse_hub_command,
     switch_property,
@@ -612,7 +613,8 @@ class Hub:
                     spec = found
                     value = validate_value(spec, command.raw_value)
                     unit = f" {spec.unit}" if spec.unit and not isinstance(value, str) else ""
-                    pending.summary = f"set {spec.name} {value}{unit}"
+                    shown = format_number(value) if isinstance(value, float) else value
+                    pending.summary = f"set {spec.name} {shown}{unit}"
                 if pending.toggle_key is None:
                     pending.expect = {spec.echo_key: value}
                 values["property"], values["value"] = spec.name, value
