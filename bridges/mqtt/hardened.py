@@ -26,6 +26,7 @@ from amqtt.errors import AMQTTError, MQTTError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.constants import QOS_0, QOS_2
+from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
@@ -208,8 +209,21 @@ class HardenedBroker(Broker):  # type: ignore[misc]
     async def _handle_disconnect(
         self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
     ) -> None:
-        """Stock behaviour; also wakes a :meth:`_take_over` waiting for this connection to end."""
+        """Stock behaviour, plus: the Last Will is reported like any device message (amqtt
+        broadcasts it without the broadcast event, so the hub never saw ``LWT Offline``), and
+        a :meth:`_take_over` waiting for this connection to end is woken."""
         try:
+            if client_session.will_flag and not isinstance(disconnect_waiter.result(), DisconnectPacket):
+                will = ApplicationMessage(
+                    None,
+                    client_session.will_topic,
+                    client_session.will_qos,
+                    client_session.will_message,
+                    bool(client_session.will_retain),
+                )
+                await self.plugins_manager.fire_event(
+                    BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=will
+                )
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
             finished = self._disconnects_finished.get(handler)

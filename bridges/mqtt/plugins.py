@@ -54,10 +54,9 @@ class HubEventsPlugin(BasePlugin):  # type: ignore[misc]  # amqtt ships no type 
         self._emit(MqttClientDisconnected(client_id, client_session.username))
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
-        """Fires after the publish ACL passed (``_received`` fires before), and never for the hub's own publishes."""
-        packet = message.publish_packet
-        retain = bool(packet.retain_flag) if packet is not None else False
-        self._emit(MqttMessageReceived(message.topic, bytes(message.data), retain, client_id))
+        """Fires after the publish ACL passed (``_received`` fires before) and for Last Wills,
+        never for the hub's own publishes."""
+        self._emit(MqttMessageReceived(message.topic, bytes(message.data), bool(message.retain), client_id))
 
 
 class HubAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
