@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from hub.core.events import MqttClientDisconnected, MqttMessageReceived
+from hub.core.events import MqttClientConnected, MqttClientDisconnected, MqttMessageReceived
 from tests.bridges.mqtt.embedded_support import embedded_broker, paho, raw_connect, stock_broker
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,11 @@ async def test_keepalive_enforced() -> None:
     async with embedded_broker() as running:
         await silent_client_is_dropped(running.port)
         await running.events.wait_for(MqttClientDisconnected("silent", "alice"))
+        assert [e for e in running.events.events if getattr(e, "client_id", None) == "silent"] == [
+            MqttClientConnected("silent", "alice"),
+            MqttMessageReceived("devices/silent/status", b"offline", False, "silent"),  # its Last Will
+            MqttClientDisconnected("silent", "alice"),
+        ]
         # The others disconnect when the scenario closes them, after "silent" was dropped.
         assert running.events.of_type(MqttClientDisconnected)[0] == MqttClientDisconnected("silent", "alice")
 
