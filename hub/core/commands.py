@@ -117,7 +117,7 @@ def _strip_unit(raw: str, unit: str) -> str:
     text = raw.strip().replace(" ", "")
     if unit:
         compact = unit.replace(" ", "")
-        for suffix in {compact, compact.lstrip("°")}:
+        for suffix in (compact, compact.lstrip("°")):  # longest first: a set's order varies per run
             if suffix and text.lower().endswith(suffix.lower()):
                 return text[: -len(suffix)]
     return text
