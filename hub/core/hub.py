@@ -345,7 +345,8 @@ class Hub:
                 confirmed = all(_same(device.readings.get(k), v) for k, v in pending.expect.items())
             elif pending.toggle_key is not None:
                 current = device.readings.get(pending.toggle_key)
-                confirmed = current is not None and not _same(current, pending.toggle_from or "")
+                before = pending.toggle_from  # False/0 are states too: only None means "unknown"
+                confirmed = current is not None and (before is None or not _same(current, before))
             if confirmed:
                 del self.pending[cid]
                 state = ""
