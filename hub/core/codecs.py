@@ -35,7 +35,13 @@ def _text(payload: bytes) -> str:
 
 def scalar(value: object) -> Reading | None:
     """A JSON value as a reading, or ``None`` when it is not one (objects, NaN, long text)."""
-    if isinstance(value, bool | int):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        try:  # a 400-digit integer is valid JSON but overflows every float the hub computes
+            float(value)
+        except OverflowError:
+            return None
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -63,8 +69,11 @@ def decode_json_object(payload: bytes, field: str | None = None) -> Readings:
     text = _text(payload)
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    except (ValueError, RecursionError) as exc:  # ValueError: also an int past Python's digit limit
+        if isinstance(exc, json.JSONDecodeError):
+            reason = exc.msg
+        else:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
         raise PayloadError(f"payload is not JSON: {reason}") from None
     if not isinstance(obj, dict):
         raise PayloadError(f"payload is JSON {type(obj).__name__}, expected an object")

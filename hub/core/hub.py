@@ -312,7 +312,7 @@ class Hub:
         assert spec is not None
         try:
             answer = json.loads(event.payload[:65536].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # bad UTF-8/JSON, a too long number, too deep nesting
             return [Log("warning", "payload.bad_result", {"topic": event.topic, "device": device.device_id})]
         if not isinstance(answer, dict):
             return [Log("warning", "payload.bad_result", {"topic": event.topic, "device": device.device_id})]
