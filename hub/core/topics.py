@@ -179,14 +179,27 @@ class TopicTemplate:
 
 
 def _overlap(a: tuple[_Literal | _Slot, ...], b: tuple[_Literal | _Slot, ...]) -> bool:
+    return _tokens_overlap(_tokens(a), _tokens(b))
+
+
+def _tokens(levels: tuple[_Literal | _Slot, ...]) -> tuple[_Literal | _Slot | None, ...]:
+    """A multi-level slot as one level followed by ``None``: zero or more further levels."""
+    out: list[_Literal | _Slot | None] = []
+    for lv in levels:
+        out.append(lv)
+        if isinstance(lv, _Slot) and lv.multi:
+            out.append(None)
+    return tuple(out)
+
+
+def _tokens_overlap(a: tuple[_Literal | _Slot | None, ...], b: tuple[_Literal | _Slot | None, ...]) -> bool:
+    if a and a[0] is None:  # the tail matches nothing more, or swallows b's next level (or tail)
+        return _tokens_overlap(a[1:], b) or (bool(b) and _tokens_overlap(a, b[1:]))
+    if b and b[0] is None:
+        return _tokens_overlap(b, a)
     if not a or not b:
-        rest = a or b
-        return not rest
+        return not a and not b
     first_a, first_b = a[0], b[0]
-    if isinstance(first_a, _Slot) and first_a.multi:
-        return any(_overlap(a[1:], b[i:]) for i in range(1, len(b) + 1)) or _overlap(a, b[1:])
-    if isinstance(first_b, _Slot) and first_b.multi:
-        return _overlap(b, a)
     if isinstance(first_a, _Literal) and isinstance(first_b, _Literal) and first_a.text != first_b.text:
         return False
-    return _overlap(a[1:], b[1:])
+    return _tokens_overlap(a[1:], b[1:])
