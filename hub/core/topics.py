@@ -168,7 +168,7 @@ class TopicTemplate:
                 parts.append(lv.text)
                 continue
             value = values[lv.name]
-            if not value or (not lv.multi and "/" in value) or "+" in value or "#" in value:
+            if not value or ("/" in value and (not lv.multi or "" in value.split("/"))) or "+" in value or "#" in value:
                 raise TopicError(f"{lv.name}={value!r} does not fit template {self.source!r}")
             parts.append(value)
         return "/".join(parts)
