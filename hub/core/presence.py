@@ -45,7 +45,7 @@ def derive(facts: PresenceFacts, format_time: Callable[[float], str]) -> tuple[S
         return Show.XA, _join("sleeping", facts.readings_text)
     if facts.silent_since is not None:
         return Show.AWAY, _join(f"no data since {format_time(facts.silent_since)}", facts.readings_text)
-    return Show.AVAILABLE, facts.readings_text or "online"
+    return Show.AVAILABLE, _join(facts.readings_text) or "online"
 
 
 def _join(*parts: str) -> str:
