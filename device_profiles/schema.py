@@ -157,7 +157,7 @@ class ProfileModel(_Strict):
         if self.verbs and (self.commands is None or self.commands.verb_payload is None):
             raise ValueError("verbs need commands.verb_payload")
         if self.switch and self.switch.property not in self.properties:
-            raise ValueError(f"switch.property {self.switch.property!r} is not in properties")
+            raise ValueError(f"switch.property: {self.switch.property!r} is not in properties")
         if self.switch and "{channel}" not in self.switch.channel_property:
-            raise ValueError("switch.channel_property needs a {channel} placeholder")
+            raise ValueError("switch.channel_property: needs a {channel} placeholder")
         return self

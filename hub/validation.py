@@ -6,6 +6,7 @@ once, with the line it is on, before anything starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,12 @@ def problems_from(exc: ValidationError, file: str, node: yaml.Node | None, prefi
     problems = []
     for error in exc.errors():
         loc = [*prefix, *(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))]
-        field = ".".join(str(p) for p in loc)
         reason = error["msg"].removeprefix("Value error, ")
+        where, sep, rest = reason.partition(": ")
+        if len(loc) == len(prefix) and sep and re.fullmatch(r"\w+(\.\w+)*", where):
+            # A whole-model check names the field it is about: "switch.property: ...".
+            loc, reason = [*prefix, *(int(p) if p.isdigit() else p for p in where.split("."))], rest
+        field = ".".join(str(p) for p in loc)
         if error["type"] == "extra_forbidden":
             reason = "unknown field (check the spelling)"
         problems.append(Problem(file, _line_of(node, loc), field, reason))
