@@ -24,12 +24,13 @@ amqtt 0.12.1 defects neutralized (DESIGN.md §3), by overriding methods of a
 6. Unbounded per-session offline queues: at most ``max_queued_per_session``,
    oldest dropped first (routing is still amqtt's linear scan).
 
-Also fixed because a device fleet hits them: authentication now precedes any
-session change (a wrong password with a victim's client id deleted the victim's
-session), a second connection with the same client id takes the first one over
-cleanly, a client that never sends CONNECT is dropped after ``connect_timeout_s``,
-oversized packets close the connection instead of being buffered, and a failed
-start releases the ports it had bound.
+Also fixed because a device fleet hits them: Last Wills reach the core as
+``MqttMessageReceived`` (amqtt published them without the event);
+authentication precedes any session change (a wrong password with a victim's
+client id deleted the victim's session); a second connection with the same
+client id takes the first one over cleanly; a client that never sends CONNECT
+is dropped after ``connect_timeout_s``; oversized packets close the connection
+instead of being buffered; a failed start releases the ports it had bound.
 """
 
 from __future__ import annotations
