@@ -123,7 +123,13 @@ class TopicTemplate:
 
     def as_filter(self) -> str:
         """The subscription filter that covers every topic this template matches."""
-        return "/".join(("#" if lv.multi else "+") if isinstance(lv, _Slot) else lv.text for lv in self.levels)
+        parts = []
+        for lv in self.levels:
+            if isinstance(lv, _Slot) and lv.multi:
+                parts.append("#")  # '#' must be the last level of a filter; it covers what follows
+                break
+            parts.append("+" if isinstance(lv, _Slot) else lv.text)
+        return "/".join(parts)
 
     def match(self, topic: str) -> dict[str, str] | None:
         """The slot values if ``topic`` fits this template, else ``None``."""
