@@ -127,9 +127,7 @@ RELAY = PropertySpec("relay", PropertyKind.BOOLEAN)
 LABEL = PropertySpec("label", PropertyKind.STRING, max_length=5)
 
 
-@pytest.mark.parametrize(
-    "raw", ["21.5", "21.5°C", "21.5 °C", "21.5 C", "21.5c", "21,5", " 21.5 ", "2.15e1", "+21.5"]
-)
+@pytest.mark.parametrize("raw", ["21.5", "21.5°C", "21.5 °C", "21.5 C", "21.5c", "21,5", " 21.5 ", "2.15e1", "+21.5"])
 def test_number_with_or_without_unit(raw: str) -> None:
     value = validate_value(TARGET, raw)
     assert value == 21.5

@@ -91,7 +91,7 @@ def test_bare_and_split() -> None:
 
 # Text escape accepts: no control characters (nor lone surrogates), no leading/trailing space.
 _device_ids = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs")),
+    alphabet=st.characters(exclude_categories=["Cc", "Cs"]),
     min_size=1,
     max_size=60,
 ).filter(lambda s: s[0] != " " and s[-1] != " ")

@@ -191,7 +191,7 @@ def test_jid_for_bad_ids_is_a_mapping_error(hub_binding: Binding, device_id: str
         Router([hub_binding], DOMAIN).jid_for(hub_binding, device_id)
 
 
-_lower_ids = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40).filter(
+_lower_ids = st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=40).filter(
     lambda s: s[0] != " " and s[-1] != " " and s == s.lower()
 )
 

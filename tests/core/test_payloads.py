@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from hub.core.codecs import Reading
 from hub.core.payloads import TemplateError, fill, placeholders, render
+from hub.core.profile import JsonValue
 
-HUB_SET = {"id": "{cid}", "set": {"{property}": "{value}"}}
+HUB_SET: JsonValue = {"id": "{cid}", "set": {"{property}": "{value}"}}
 
 
 @pytest.mark.parametrize(
@@ -20,12 +22,12 @@ HUB_SET = {"id": "{cid}", "set": {"{property}": "{value}"}}
         ("eco", b'{"id":"h-1","set":{"target":"eco"}}'),
     ],
 )
-def test_a_whole_placeholder_takes_the_typed_value(value: object, expected: bytes) -> None:
-    assert render(HUB_SET, {"cid": "h-1", "property": "target", "value": value}) == expected  # type: ignore[dict-item]
+def test_a_whole_placeholder_takes_the_typed_value(value: Reading, expected: bytes) -> None:
+    assert render(HUB_SET, {"cid": "h-1", "property": "target", "value": value}) == expected
 
 
 def test_placeholders_inside_text_are_filled_as_text() -> None:
-    template = {"cmd": "set {property}={value}", "flag": "{value}!"}
+    template: JsonValue = {"cmd": "set {property}={value}", "flag": "{value}!"}
     assert fill(template, {"property": "power", "value": True}) == {"cmd": "set power=true", "flag": "true!"}
     assert fill("{verb} now", {"verb": "reboot"}) == "reboot now"
 
@@ -37,7 +39,7 @@ def test_a_string_template_is_sent_as_text_not_json() -> None:
 
 
 def test_lists_and_literals_pass_through() -> None:
-    template = ["{verb}", 1, None, False, {"k": ["{cid}"]}]
+    template: JsonValue = ["{verb}", 1, None, False, {"k": ["{cid}"]}]
     assert fill(template, {"verb": "identify", "cid": "h-2"}) == ["identify", 1, None, False, {"k": ["h-2"]}]
     assert render(None, {}) == b"null"
 
@@ -75,9 +77,9 @@ def test_attribute_like_text_next_to_a_real_placeholder() -> None:
     "template",
     ["{valeu}", "x {valeu} y", {"set": "{valeu}"}, {"{valeu}": 1}, ["{valeu}"]],
 )
-def test_missing_placeholder_is_a_template_error(template: object) -> None:
+def test_missing_placeholder_is_a_template_error(template: JsonValue) -> None:
     with pytest.raises(TemplateError) as caught:
-        render(template, {"value": 1})  # type: ignore[arg-type]
+        render(template, {"value": 1})
     assert str(caught.value) == "placeholder {valeu} has no value"
 
 
@@ -88,5 +90,5 @@ def test_placeholders_lists_every_name() -> None:
 
 
 def test_rendered_json_round_trips() -> None:
-    values = {"cid": 'q"uote\\', "property": "mode", "value": "a\nb"}
-    assert json.loads(render(HUB_SET, values)) == {"id": 'q"uote\\', "set": {"mode": "a\nb"}}  # type: ignore[arg-type]
+    values: dict[str, Reading] = {"cid": 'q"uote\\', "property": "mode", "value": "a\nb"}
+    assert json.loads(render(HUB_SET, values)) == {"id": 'q"uote\\', "set": {"mode": "a\nb"}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.core.alerts import AlertRule, AlertState
+from hub.core.codecs import Reading
 from hub.core.device import Device, alert_text
 from hub.core.intents import Show
 from hub.core.mapping import Binding
@@ -83,7 +84,7 @@ def test_readings_text_in_profile_order_with_units(hub_profile: Profile) -> None
 
 
 def test_readings_text_lists_unknown_fields_last_sorted(hub_profile: Profile) -> None:
-    readings = {"rssi": -60, "temperature": 21.64, "power": True, "alpha": "x", "humidity": 48.4}
+    readings: dict[str, Reading] = {"rssi": -60, "temperature": 21.64, "power": True, "alpha": "x", "humidity": 48.4}
     assert readings_text(hub_profile, readings) == "21.6 °C · 48 % · power on · alpha x · rssi -60"
 
 
@@ -108,8 +109,8 @@ def test_readings_text_empty(hub_profile: Profile) -> None:
         ("state.power", "ON", None, "state.power ON"),
     ],
 )
-def test_format_reading(hub_profile: Profile, key: str, value: object, with_label: bool | None, text: str) -> None:
-    assert format_reading(hub_profile, key, value, with_label) == text  # type: ignore[arg-type]
+def test_format_reading(hub_profile: Profile, key: str, value: Reading, with_label: bool | None, text: str) -> None:
+    assert format_reading(hub_profile, key, value, with_label) == text
 
 
 # ---------------------------------------------------------------- device facts

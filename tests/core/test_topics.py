@@ -257,7 +257,7 @@ def test_overlaps_agrees_with_brute_force_matching() -> None:
 # ---------------------------------------------------------------- properties
 
 _level = st.text(
-    alphabet=st.characters(blacklist_characters="/+#\x00", blacklist_categories=("Cs",)), min_size=1, max_size=8
+    alphabet=st.characters(exclude_characters="/+#\x00", exclude_categories=["Cs"]), min_size=1, max_size=8
 )
 _multi = st.lists(_level, min_size=1, max_size=4).map("/".join)
 
@@ -272,7 +272,7 @@ TEMPLATES = [
 
 
 def _values_for(template: TopicTemplate) -> st.SearchStrategy[dict[str, str]]:
-    multi = {lv.name for lv in template.levels if getattr(lv, "multi", False)}
+    multi = {name for name in template.slots if "{" + name + "+}" in template.source}
     return st.fixed_dictionaries({name: (_multi if name in multi else _level) for name in template.slots})
 
 
