@@ -127,7 +127,7 @@ class Operator:
         xmpp = slixmpp.ClientXMPP(f"{bare}/{resource}", password)
         xmpp.enable_direct_tls = False  # the c2s port speaks STARTTLS; direct TLS would only time out first
         if tls:
-            xmpp.ca_certs = str(server.ca_cert)
+            xmpp.ca_certs = server.ca_cert
         else:
             xmpp.enable_starttls = False
             xmpp.plugin["feature_mechanisms"].unencrypted_plain = True
@@ -219,10 +219,10 @@ class Operator:
 
     async def remove_contact(self, jid: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete the roster item (the server then cancels the subscription both ways)."""
-        await asyncio.wait_for(self.xmpp.del_roster_item(jid), timeout)
+        await asyncio.wait_for(self.xmpp.del_roster_item(jid), timeout)  # type: ignore[no-untyped-call]
 
     async def say(self, jid: str, body: str) -> None:
-        self.xmpp.send_message(mto=jid, mbody=body, mtype="chat")
+        self.xmpp.send_message(mto=JID(jid), mbody=body, mtype="chat")
 
     async def roster_items(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, RosterEntry]:
         """The roster as the server has it now (fetched, not cached)."""

@@ -21,6 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from tests.support.ports import free_port
 
@@ -344,8 +345,8 @@ class EjabberdServer(XmppServer):
     kind = "ejabberd"
     start_timeout = 60.0
 
-    def __init__(self, state_dir: Path, **kwargs: str) -> None:
-        super().__init__(state_dir, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, state_dir: Path, **kwargs: Any) -> None:
+        super().__init__(state_dir, **kwargs)
         self.mqtt_port = free_port()
         self.dist_port = free_port()
         # Mnesia keys its tables by node name: it must stay the same across restarts.
