@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from device_profiles.schema import ProfileModel
 from hub.core.profile import (
     AvailabilitySpec,
     CommandSpec,
@@ -20,8 +21,6 @@ from hub.core.profile import (
 )
 from hub.core.topics import TopicTemplate
 from hub.validation import ConfigError, Problem, read_yaml, validate
-
-from device_profiles.schema import ProfileModel
 
 BUILTIN_DIR = Path(__file__).parent
 
@@ -57,7 +56,8 @@ def to_profile(model: ProfileModel) -> Profile:
             else None
         ),
         readings={
-            key: ReadingSpec(key, r.label or key, r.unit, r.show_label, r.precision) for key, r in model.readings.items()
+            key: ReadingSpec(key, r.label or key, r.unit, r.show_label, r.precision)
+            for key, r in model.readings.items()
         },
         properties={
             name: PropertySpec(
@@ -100,7 +100,9 @@ def load_profiles(directories: Iterable[Path]) -> dict[str, Profile]:
                 problems.extend(exc.problems)
                 continue
             if profile.name in origin and origin[profile.name].parent == path.parent:
-                problems.append(Problem(str(path), None, "name", f"{profile.name!r} is also defined in {origin[profile.name]}"))
+                problems.append(
+                    Problem(str(path), None, "name", f"{profile.name!r} is also defined in {origin[profile.name]}")
+                )
                 continue
             profiles[profile.name] = profile
             origin[profile.name] = path

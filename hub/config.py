@@ -82,7 +82,9 @@ class EmbeddedConfig(_Strict):
     def _hashed(cls, users: dict[str, str]) -> dict[str, str]:
         for name, hashed in users.items():
             if not hashed.startswith("$argon2"):
-                raise ValueError(f"password of {name!r} is not an argon2 hash: store 'hub passwd' output, not the password")
+                raise ValueError(
+                    f"password of {name!r} is not an argon2 hash: store 'hub passwd' output, not the password"
+                )
         return users
 
     @model_validator(mode="after")

@@ -47,7 +47,12 @@ def _value(value: object) -> str:
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", {}) or {}
-        parts = [self.formatTime(record, "%Y-%m-%d %H:%M:%S"), record.levelname.lower(), record.name, record.getMessage()]
+        parts = [
+            self.formatTime(record, "%Y-%m-%d %H:%M:%S"),
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+        ]
         parts += [f"{k}={_value(v)}" for k, v in fields.items()]
         line = " ".join(parts)
         if record.exc_info:
@@ -63,7 +68,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        entry.update({k: v if isinstance(v, int | float | bool) else str(v) for k, v in (getattr(record, "fields", {}) or {}).items()})
+        entry.update(
+            {
+                k: v if isinstance(v, int | float | bool) else str(v)
+                for k, v in (getattr(record, "fields", {}) or {}).items()
+            }
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

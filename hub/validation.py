@@ -75,7 +75,9 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     return data, node
 
 
-def problems_from(exc: ValidationError, file: str, node: yaml.Node | None, prefix: Sequence[str | int] = ()) -> list[Problem]:
+def problems_from(
+    exc: ValidationError, file: str, node: yaml.Node | None, prefix: Sequence[str | int] = ()
+) -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = [*prefix, *(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))]

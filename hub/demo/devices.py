@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 KINDS = ("sensor", "plug", "thermostat")
+INITIAL_STATE: dict[str, dict[str, Any]] = {
+    "sensor": {"temperature": 21.5, "humidity": 48.0, "battery": 96},
+    "plug": {"power": "off", "load": 0.0, "energy": 1.25},
+    "thermostat": {"temperature": 19.5, "target": 21.0, "mode": "heat"},
+}
 
 
 @dataclass
@@ -38,11 +44,7 @@ class SimulatedDevice:
             raise ValueError(f"kind must be one of {KINDS}")
         self._rng = random.Random(self.device_id)
         if not self.state:
-            self.state = {
-                "sensor": {"temperature": 21.5, "humidity": 48.0, "battery": 96},
-                "plug": {"power": "off", "load": 0.0, "energy": 1.25},
-                "thermostat": {"temperature": 19.5, "target": 21.0, "mode": "heat"},
-            }[self.kind]
+            self.state = dict(INITIAL_STATE[self.kind])
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -54,7 +56,7 @@ class SimulatedDevice:
         return f"{self.base}/{self.device_id}/{leaf}"
 
     def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id)
         if self.username:
             client.username_pw_set(self.username, self.password)
         client.will_set(self.topic("status"), "offline", qos=1, retain=True)
@@ -74,7 +76,9 @@ class SimulatedDevice:
     def stop(self) -> None:
         """A clean goodbye: retained offline, then DISCONNECT."""
         self._stop.set()
-        self.client.publish(self.topic("status"), "offline", qos=1, retain=True).wait_for_publish(2)
+        # No waiting for the PUBACK: the broker may run in the caller's own event loop.
+        # paho writes the publish before the DISCONNECT queued after it.
+        self.client.publish(self.topic("status"), "offline", qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -132,9 +132,11 @@ class PrivateProsody:
         for port in (self.c2s_port, self.component_port):
             if not wait_for_port(port, timeout, self.process):
                 self.stop()
-                tail = (self.directory / "prosody.log").read_text(errors="replace")[-2000:] if (
-                    self.directory / "prosody.log"
-                ).exists() else ""
+                tail = (
+                    (self.directory / "prosody.log").read_text(errors="replace")[-2000:]
+                    if (self.directory / "prosody.log").exists()
+                    else ""
+                )
                 raise RuntimeError(f"prosody did not open port {port}; log:\n{tail}")
 
     def add_user(self, name: str, password: str) -> None:

@@ -25,7 +25,11 @@ from hub.demo.devices import SimulatedDevice
 from hub.demo.prosody import PrivateProsody, pick_port
 
 DEVICES = {"kitchen-temp": "sensor", "living-room-plug": "plug", "hall-thermostat": "thermostat"}
-NAMES = {"kitchen-temp": "Kitchen temperature", "living-room-plug": "Living room plug", "hall-thermostat": "Hall thermostat"}
+NAMES = {
+    "kitchen-temp": "Kitchen temperature",
+    "living-room-plug": "Living room plug",
+    "hall-thermostat": "Hall thermostat",
+}
 
 
 def _secrets(directory: Path) -> dict[str, str]:
@@ -44,7 +48,12 @@ def write_config(directory: Path, values: dict[str, str], component_port: int, m
     (directory / "component.secret").write_text(values["component"])
     (directory / "component.secret").chmod(0o600)
     config = {
-        "xmpp": {"domain": "devices.localhost", "host": "127.0.0.1", "port": component_port, "secret_file": "component.secret"},
+        "xmpp": {
+            "domain": "devices.localhost",
+            "host": "127.0.0.1",
+            "port": component_port,
+            "secret_file": "component.secret",
+        },
         "mqtt": {
             "mode": "embedded",
             "embedded": {
@@ -54,7 +63,16 @@ def write_config(directory: Path, values: dict[str, str], component_port: int, m
         },
         "devices": {d: {"name": NAMES[d], "expected_interval": 60} for d in DEVICES},
         "operators": {"operator@localhost": {"role": "admin"}},
-        "alerts": [{"name": "too-warm", "field": "temperature", "op": ">", "threshold": 25, "hysteresis": 0.5, "repeat_every": 600}],
+        "alerts": [
+            {
+                "name": "too-warm",
+                "field": "temperature",
+                "op": ">",
+                "threshold": 25,
+                "hysteresis": 0.5,
+                "repeat_every": 600,
+            }
+        ],
         "state_dir": "hub-state",
         "log": {"level": "info"},
     }
@@ -124,7 +142,7 @@ def run_demo(directory: Path, devices: bool = True) -> int:
     try:
         prosody.add_user("operator", values["operator"])
         config = load_config(write_config(directory, values, prosody.component_port, mqtt_port))
-        logs.setup(config.log.level, config.log.format, secrets_of(config) + (values["operator"],))
+        logs.setup(config.log.level, config.log.format, (*secrets_of(config), values["operator"]))
         install_uvloop()
         asyncio.run(_serve(config, prosody, values, mqtt_port, devices))
     except KeyboardInterrupt:

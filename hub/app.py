@@ -1,0 +1,261 @@
+"""The composition root: settings and profiles in, a running hub out.
+
+One bounded queue carries every adapter's events to one consumer that feeds
+the core, so the core runs without locks in a deterministic order. Every
+intent the core returns is carried out here, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from bridges.mqtt.embedded import EmbeddedBroker, EmbeddedBrokerOptions, Listener
+from bridges.mqtt.external import ExternalBroker, ExternalBrokerOptions
+from bridges.xmpp.component import ComponentOptions, XmppComponent
+from device_profiles.loader import BUILTIN_DIR, load_profiles
+from hub import logs
+from hub.config import HubConfig
+from hub.core.alerts import AlertRule
+from hub.core.auth import Grant
+from hub.core.device import DeviceConfig
+from hub.core.events import Event, MqttLinkUp, Tick, XmppLinkUp
+from hub.core.hub import Hub, HubSettings
+from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, SendSubscription, StoreSubscription
+from hub.core.mapping import Binding, MappingError, Router
+from hub.core.ports import MqttPort
+from hub.core.profile import Profile, Role
+from hub.store import Store
+from hub.validation import ConfigError, Problem
+
+logger = logging.getLogger("hub")
+TICK_SECONDS = 1.0
+SHUTDOWN_DRAIN_SECONDS = 3.0
+
+
+def _local_clock(timestamp: float) -> str:
+    return time.strftime("%H:%M", time.localtime(timestamp))
+
+
+def build_settings(config: HubConfig, profiles: Mapping[str, Profile], config_file: str = "config") -> HubSettings:
+    """The core's settings, or a :class:`ConfigError` for references that do not resolve."""
+    problems: list[Problem] = []
+    bindings = []
+    for index, entry in enumerate(config.bindings):
+        profile = profiles.get(entry.profile)
+        if profile is None:
+            known = ", ".join(sorted(profiles))
+            problems.append(
+                Problem(config_file, None, f"bindings.{index}.profile", f"no profile {entry.profile!r}; known: {known}")
+            )
+            continue
+        bindings.append(Binding(entry.name or entry.profile, profile, dict(entry.slots), entry.jid_prefix))
+    try:
+        Router(bindings, config.xmpp.domain)
+    except MappingError as exc:
+        problems.append(Problem(config_file, None, "bindings", str(exc)))
+    names = {b.name for b in bindings}
+    for device_id, device in config.devices.items():
+        if device.binding is not None and device.binding not in names:
+            problems.append(
+                Problem(config_file, None, f"devices.{device_id}.binding", f"no binding {device.binding!r}")
+            )
+    if problems:
+        raise ConfigError(problems)
+    return HubSettings(
+        domain=config.xmpp.domain,
+        bindings=tuple(bindings),
+        devices={
+            device_id: DeviceConfig(device_id, d.binding, d.name, d.group, d.expected_interval)
+            for device_id, d in config.devices.items()
+        },
+        grants={
+            jid: Grant(Role(o.role), frozenset(o.groups) if o.groups is not None else None, o.notify_new_devices)
+            for jid, o in config.operators.items()
+        },
+        alert_rules=tuple(
+            AlertRule(
+                a.name,
+                a.field,
+                a.op,
+                a.threshold,
+                frozenset(a.devices) if a.devices else None,
+                a.hysteresis,
+                a.repeat_every,
+            )
+            for a in config.alerts
+        ),
+        confirm_timeout=config.limits.confirm_timeout,
+        max_devices=config.limits.max_devices,
+        accept_unknown_devices=config.accept_unknown_devices,
+        session_tag=secrets.token_hex(3),
+        format_time=_local_clock,
+    )
+
+
+def load_all_profiles(config: HubConfig) -> dict[str, Profile]:
+    return load_profiles([BUILTIN_DIR, *config.profile_dirs])
+
+
+class App:
+    """One running hub. ``await App(config).run()`` serves until ``stop()`` or SIGTERM."""
+
+    def __init__(self, config: HubConfig, profiles: Mapping[str, Profile] | None = None) -> None:
+        self.config = config
+        self.settings = build_settings(config, profiles if profiles is not None else load_all_profiles(config))
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=config.limits.event_queue)
+        self.dropped_events = 0
+        self.store = Store(Path(config.state_dir) / "hub.sqlite3")
+        self.core = Hub(self.settings, self.store.subscriptions())
+        self.mqtt = self._mqtt_adapter()
+        self.xmpp = XmppComponent(
+            ComponentOptions(
+                domain=config.xmpp.domain,
+                secret=config.xmpp.secret.get_secret_value() if config.xmpp.secret else "",
+                host=config.xmpp.host,
+                port=config.xmpp.port,
+            ),
+            self.emit,
+        )
+        self.ready = asyncio.Event()
+        self._mqtt_ready = False
+        self._xmpp_ready = False
+        self._stop = asyncio.Event()
+
+    def _mqtt_adapter(self) -> MqttPort:
+        mqtt = self.config.mqtt
+        if mqtt.mode == "embedded":
+            return EmbeddedBroker(
+                EmbeddedBrokerOptions(
+                    listeners=tuple(Listener(lc.name, lc.kind, lc.host, lc.port) for lc in mqtt.embedded.listeners),
+                    users=dict(mqtt.embedded.users),
+                    allow_anonymous=mqtt.embedded.allow_anonymous,
+                ),
+                self.emit,
+            )
+        ext = mqtt.external
+        return ExternalBroker(
+            ExternalBrokerOptions(
+                host=ext.host,
+                port=ext.port,
+                username=ext.username,
+                password=ext.password.get_secret_value() if ext.password else None,
+                client_id=ext.client_id,
+                subscriptions=self.core.router.subscription_filters(),
+                keepalive=ext.keepalive,
+                tls=ext.tls,
+                ca_file=str(ext.ca_file) if ext.ca_file else None,
+                status_topic=f"{ext.client_id}/status",
+            ),
+            self.emit,
+        )
+
+    def emit(self, event: Event) -> None:
+        """Hand an event to the core without blocking; a full queue drops it and says so."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped_events += 1
+            if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
+                logs.log(
+                    logger, "warning", "queue.full", {"dropped": self.dropped_events, "event": type(event).__name__}
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self.mqtt.run(), name="mqtt"),
+                    group.create_task(self.xmpp.run(), name="xmpp"),
+                    group.create_task(self._consume(), name="core"),
+                    group.create_task(self._tick(), name="tick"),
+                ]
+                await self._stop.wait()
+                logs.log(logger, "info", "hub.stopping")
+                await self._say_goodbye()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            self.store.close()
+            logs.log(logger, "info", "hub.stopped")
+
+    async def _say_goodbye(self) -> None:
+        """Every device goes unavailable for every subscriber before the stream closes."""
+        for intent in self.core.shutdown():
+            await self._do(intent)
+        with contextlib.suppress(Exception):
+            await self.xmpp.drain(SHUTDOWN_DRAIN_SECONDS)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.emit(Tick())
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                intents = self.core.handle(event, time.time())
+            except Exception:  # a core bug must not take every other device down with it
+                logger.exception("core.failed", extra={"fields": {"event": type(event).__name__}})
+                continue
+            for intent in intents:
+                await self._do(intent)
+            if isinstance(event, MqttLinkUp):
+                self._mqtt_ready = True
+            elif isinstance(event, XmppLinkUp):
+                self._xmpp_ready = True
+            if self._mqtt_ready and self._xmpp_ready and not self.ready.is_set():
+                self.ready.set()
+                logs.log(
+                    logger, "info", "hub.ready", {"domain": self.config.xmpp.domain, "devices": len(self.core.devices)}
+                )
+
+    async def _do(self, intent: Intent) -> None:
+        try:
+            match intent:
+                case PublishMqtt():
+                    await self.mqtt.publish(intent)
+                case SendPresence() | SendSubscription() | SendChat():
+                    await self.xmpp.send(intent)
+                case StoreSubscription(device_jid=device_jid, operator=operator, present=present):
+                    self.store.set_subscription(device_jid, operator, present)
+                case Log(level=level, event=name, fields=fields):
+                    logs.log(logger, level, name, fields)
+        except Exception as exc:  # one failed delivery must not stop the hub
+            logs.log(logger, "error", "intent.failed", {"intent": type(intent).__name__, "error": repr(exc)})
+
+
+def secrets_of(config: HubConfig) -> tuple[str, ...]:
+    found = []
+    if config.xmpp.secret:
+        found.append(config.xmpp.secret.get_secret_value())
+    if config.mqtt.external.password:
+        found.append(config.mqtt.external.password.get_secret_value())
+    return tuple(found)
+
+
+def install_uvloop() -> bool:
+    """Use uvloop when it is installed; it is an optional speed-up, never required."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
