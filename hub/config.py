@@ -203,14 +203,31 @@ class HubConfig(BaseSettings):
         return self
 
 
+_FILE_KEYS = (("xmpp", "secret_file"), ("mqtt", "external", "password_file"), ("mqtt", "external", "ca_file"))
+
+
+def _rebase_files(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative secret and certificate paths in the file are relative to the file."""
+    for keys in _FILE_KEYS:
+        section: Any = data
+        for key in keys[:-1]:
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict) and isinstance(section.get(keys[-1]), str):
+            value = Path(section[keys[-1]])
+            if not value.is_absolute():
+                section[keys[-1]] = str(base / value)
+    return data
+
+
 def load_config(path: Path) -> HubConfig:
     """The validated configuration, or a :class:`ConfigError` that lists every problem."""
     data, node = read_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise ConfigError([Problem(str(path), 1, "", "the file must hold a mapping of settings")])
     base = path.parent
+    data = _rebase_files(data or {}, base)
     try:
-        config = HubConfig(**(data or {}))
+        config = HubConfig(**data)
     except ValidationError as exc:
         raise ConfigError(problems_from(exc, str(path), node)) from None
     # Relative paths in the file are relative to the file, not to where the hub was started.

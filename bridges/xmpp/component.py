@@ -231,7 +231,7 @@ class XmppComponent:
                 return
         stanza.send()
 
-    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 (the XmppPort signature)
+    async def drain(self, timeout: float) -> None:
         """Wait until queued stanzas are handed to the socket and its buffer is flushed, at most ``timeout``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -32,5 +32,5 @@ class XmppPort(Protocol):
     async def send(self, intent: XmppIntent) -> None:
         """Send one stanza, or drop it (counted) while the stream is down."""
 
-    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a budget, not a cancel scope
+    async def drain(self, timeout: float) -> None:
         """Wait until stanzas handed to ``send`` are written, at most ``timeout`` seconds."""

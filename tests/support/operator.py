@@ -8,7 +8,6 @@ test explains itself.
 """
 
 # Helpers here take plain ``timeout=`` arguments on purpose: tests read better that way.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

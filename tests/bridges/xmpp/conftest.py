@@ -36,7 +36,7 @@ class Events:
         self,
         kind: type[E],
         predicate: Callable[[E], bool] | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 (reads better in tests than a context manager)
+        timeout: float = 10.0,
     ) -> E:
         """Consume the first unread event of ``kind`` (matching ``predicate``); fail after ``timeout``."""
         loop = asyncio.get_running_loop()

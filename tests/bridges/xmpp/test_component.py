@@ -282,7 +282,7 @@ async def test_wrong_secret_keeps_retrying_without_link_up(
     assert "not-the-secret" not in repr(hub.component.options)
 
 
-async def wait_for_log(caplog: pytest.LogCaptureFixture, text: str, count: int, timeout: float = 10) -> int:  # noqa: ASYNC109
+async def wait_for_log(caplog: pytest.LogCaptureFixture, text: str, count: int, timeout: float = 10) -> int:
     """Wait until ``text`` was logged ``count`` times (log records have no event to await)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
