@@ -8,6 +8,7 @@ decides what to answer: that is the core's job.
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree as ET
 
 from slixmpp import JID, InvalidJID
 
@@ -25,6 +26,9 @@ CHAT_TYPES = frozenset({"chat", "normal"})
 
 #: Presence types the component may send about a subscription (RFC 6121 §3).
 SUBSCRIPTION_KINDS = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
+
+#: XEP-0172 User Nickname: the name a client shows in a subscription request.
+NICK_NS = "http://jabber.org/protocol/nick"
 
 _SHOW_ELEMENT = {Show.AWAY: "away", Show.XA: "xa", Show.DND: "dnd"}
 
@@ -106,10 +110,14 @@ def build_stanza(xmpp: Any, intent: SendPresence | SendSubscription | SendChat, 
             if status:
                 pres["status"] = status
             return pres
-        case SendSubscription(kind=kind):
+        case SendSubscription(kind=kind, nick=nick):
             if kind not in SUBSCRIPTION_KINDS:
                 raise ValueError(f"unknown subscription kind {kind!r}")
-            return xmpp.make_presence(pfrom=sender, pto=to, ptype=kind)
+            pres = xmpp.make_presence(pfrom=sender, pto=to, ptype=kind)
+            if nick:
+                element = ET.SubElement(pres.xml, f"{{{NICK_NS}}}nick")
+                element.text = nick
+            return pres
         case SendChat(body=body):
             return xmpp.make_message(mto=to, mbody=body, mtype="chat", mfrom=sender)
     raise TypeError(f"not an XMPP intent: {intent!r}")

@@ -228,7 +228,18 @@ class Hub:
         if len(self.devices) >= self.settings.max_devices:
             return None, [Log("warning", "device.limit", {"topic": topic, "max": self.settings.max_devices})]
         device = self._create(route.binding, route.device_id, now)
-        return device, [Log("info", "device.new", {"device": device.device_id, "jid": jid, "topic": topic})]
+        out: list[Intent] = [Log("info", "device.new", {"device": device.device_id, "jid": jid, "topic": topic})]
+        return device, out + self._offer_new_device(device)
+
+    def _offer_new_device(self, device: Device) -> list[Intent]:
+        """Ask operators who want new devices to add this one (their client shows a request with its name)."""
+        if not self.xmpp_up:
+            return []
+        return [
+            SendSubscription(device.jid, op, "subscribe", nick=device.name)
+            for op in self.auth.notified_operators()
+            if op not in self.subscribers.get(device.jid, set()) and self.auth.role_for(op, device.group) is not None
+        ]
 
     def _on_session(self, client_id: str, username: str | None, is_open: bool, now: float) -> list[Intent]:
         names = {client_id} | ({username} if username else set())

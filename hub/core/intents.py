@@ -40,6 +40,8 @@ class SendSubscription:
     sender: str
     to: str
     kind: str
+    #: The name a client should show for the contact (XEP-0172), with ``subscribe``.
+    nick: str = ""
 
 
 @dataclass(frozen=True, slots=True)

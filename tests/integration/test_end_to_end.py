@@ -225,6 +225,22 @@ async def test_alert_raised_repeated_state_and_cleared(prosody: XmppServer, make
         assert [m.body[0] for m in op.messages.history] == ["⚠", "✓"]
 
 
+async def test_new_device_is_offered_to_operators_who_asked(
+    xmpp_server: XmppServer, make_hub: Callable[..., HubRunner], admin: tuple[str, str]
+) -> None:
+    runner = make_hub(xmpp_server, "embedded", operators={admin[0]: {"role": "admin", "notify_new_devices": True}})
+    async with runner.running(), Operator(xmpp_server, *admin) as op:
+        garage = paho_client(runner, "garage-door")
+        garage.publish("devices/garage-door/telemetry", json.dumps({"temperature": 7.5}))
+        jid = runner.jid("garage-door")
+        offer = await op.wait_presence(jid, lambda p: p.type == "subscribe")
+        assert offer.nick == "garage-door"
+        await subscribed(op, jid)  # what "add contact" in the client's prompt does
+        await op.wait_presence(jid, status_has("7.5 °C"))
+        garage.loop_stop()
+        garage.disconnect()
+
+
 async def test_stranger_is_refused_and_nothing_is_published(
     xmpp_server: XmppServer, make_hub: Callable[..., HubRunner], admin: tuple[str, str]
 ) -> None:

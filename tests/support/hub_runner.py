@@ -33,7 +33,7 @@ class HubRunner:
     server: XmppServer
     workdir: Path
     mode: str = "embedded"
-    operators: dict[str, str] = field(default_factory=dict)  # bare JID -> role
+    operators: dict[str, str | dict[str, Any]] = field(default_factory=dict)  # bare JID -> role or entry
     devices: tuple[str, ...] = ("kitchen-temp", "plug-1", "thermostat")
     alerts: list[dict[str, Any]] = field(default_factory=list)
     external_port: int | None = None
@@ -67,7 +67,7 @@ class HubRunner:
                 "secret": self.server.component_secret,
             },
             "mqtt": {"mode": self.mode},
-            "operators": {jid: {"role": role} for jid, role in self.operators.items()},
+            "operators": {jid: e if isinstance(e, dict) else {"role": e} for jid, e in self.operators.items()},
             "devices": {d: {"expected_interval": 60} for d in self.devices},
             "alerts": self.alerts,
             "state_dir": "state",

@@ -38,6 +38,7 @@ class PresenceSeen:
     type: str  # "available", "unavailable", "subscribe", "subscribed", "unsubscribed", ...
     show: str  # "" (plain available), "away", "xa", "dnd", "chat"
     status: str
+    nick: str = ""  # XEP-0172, as sent with a subscription request
 
     @property
     def bare(self) -> str:
@@ -316,6 +317,7 @@ class Operator:
                 type=pres.xml.get("type") or "available",
                 show=pres["show"] or "",
                 status=pres["status"] or "",
+                nick=pres.xml.findtext("{http://jabber.org/protocol/nick}nick") or "",
             )
         )
 
