@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,12 @@ async def test_hub_run_serves_and_says_goodbye_on_sigterm_without_leaking_secret
     assert "hub.stopped" in logged
     assert prosody.component_secret not in logged
     assert device_password not in logged
+
+
+def test_the_shipped_profile_schema_is_the_one_the_models_generate() -> None:
+    """Editors validate profiles against device_profiles/profile.schema.json: it must not drift."""
+    result = run_hub("profile-schema")
+    assert result.returncode == 0, result.stderr
+    shipped = Path(__file__).parent.parent / "device_profiles" / "profile.schema.json"
+    assert json.loads(result.stdout) == json.loads(shipped.read_text())
+    assert "availability" in json.loads(result.stdout)["properties"]
