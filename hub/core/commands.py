@@ -164,8 +164,8 @@ def validate_value(spec: PropertySpec, raw: str) -> Reading:
                 raise CommandError(f"{format_number(number)} is out of range: {name} takes {_describe_range(spec)}.")
             if spec.step:
                 origin = spec.minimum or 0.0
-                steps = (number - origin) / spec.step
-                if abs(steps - round(steps)) > 1e-6:
+                steps = (number - origin) / spec.step  # inf when the value is ~1e308 steps away
+                if not math.isfinite(steps) or abs(steps - round(steps)) > 1e-6:
                     raise CommandError(f"{name} moves in steps of {format_number(spec.step)}: {_describe_range(spec)}.")
             return int(number) if spec.kind is PropertyKind.INTEGER else number
         case PropertyKind.BOOLEAN:
