@@ -14,7 +14,7 @@ from enum import Enum
 
 from hub.core.jid import JidError, escape_localpart, split_bare, unescape_localpart
 from hub.core.profile import Profile
-from hub.core.topics import TopicError, TopicTemplate
+from hub.core.topics import TopicError, TopicTemplate, validate_topic_name
 
 
 class MappingError(ValueError):
@@ -125,7 +125,16 @@ class Router:
         return tuple(sorted(filters))
 
     def route(self, topic: str) -> Route | None:
-        """The device and role a topic belongs to, or ``None`` if no rule claims it."""
+        """The device and role a topic belongs to, or ``None`` if no rule claims it.
+
+        A topic no one may publish to (wildcards, NUL) is claimed by no rule: an
+        external broker that passed ``devices/+/telemetry`` on would otherwise make
+        ``+`` a device whose command topic cannot be built.
+        """
+        try:
+            validate_topic_name(topic)
+        except TopicError:
+            return None
         first = topic.split("/", 1)[0]
         candidates = self._by_first_level.get(first, []) + self._by_first_level.get(None, [])
         for rule in candidates:
