@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hub.core import replies
-from hub.core.alerts import AlertRule, Notice, due_repeat, evaluate
+from hub.core.alerts import AlertRule, AlertState, Notice, due_repeat, evaluate
 from hub.core.auth import Authorizer, Grant
 from hub.core.codecs import CODECS, PayloadError, Reading
 from hub.core.commands import (
@@ -61,6 +61,7 @@ from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
 from hub.core.payloads import TemplateError, render
 from hub.core.presence import derive, format_reading
 from hub.core.profile import Role
+from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord
 
 
 def _utc_clock(timestamp: float) -> str:
@@ -79,6 +80,12 @@ class HubSettings:
     max_devices: int = 10_000
     accept_unknown_devices: bool = True
     max_pending_commands: int = 1000
+    #: Chat messages (alerts, confirmations) kept while the XMPP stream is down; the rest are counted.
+    xmpp_buffer: int = 500
+    #: How long a command for an offline device waits for it.
+    queued_command_expiry: float = 3600.0
+    max_queued_per_device: int = 10
+    max_queued_commands: int = 1000
     #: Makes correlation ids unique across restarts (the app draws it at random).
     session_tag: str = "h"
     format_time: Callable[[float], str] = _utc_clock
@@ -95,6 +102,51 @@ class PendingCommand:
     expect: dict[str, Reading] | None = None
     toggle_key: str | None = None
     toggle_from: Reading | None = None
+    #: What to publish: kept so a queued command can be sent when its device is back.
+    topic: str = ""
+    payload: bytes = b""
+    #: While queued for an offline device: when the command expires, and when it was accepted.
+    expires: float | None = None
+    queued_at: float | None = None
+    #: Queued commands with the same key replace each other (the latest desired state wins).
+    replace_key: str | None = None
+
+    def record(self) -> CommandRecord:
+        return CommandRecord(
+            cid=self.cid,
+            device_jid=self.device_jid,
+            operator=self.operator,
+            summary=self.summary,
+            sent_at=self.sent_at,
+            deadline=self.deadline,
+            topic=self.topic,
+            payload=self.payload,
+            expires=self.expires,
+            queued_at=self.queued_at,
+            replace_key=self.replace_key,
+            expect=None if self.expect is None else tuple(self.expect.items()),
+            toggle_key=self.toggle_key,
+            toggle_from=self.toggle_from,
+        )
+
+    @classmethod
+    def from_record(cls, record: CommandRecord) -> PendingCommand:
+        return cls(
+            cid=record.cid,
+            device_jid=record.device_jid,
+            operator=record.operator,
+            summary=record.summary,
+            sent_at=record.sent_at,
+            deadline=record.deadline,
+            expect=None if record.expect is None else dict(record.expect),
+            toggle_key=record.toggle_key,
+            toggle_from=record.toggle_from,
+            topic=record.topic,
+            payload=record.payload,
+            expires=record.expires,
+            queued_at=record.queued_at,
+            replace_key=record.replace_key,
+        )
 
 
 def _same(actual: Reading | None, wanted: Reading) -> bool:
@@ -129,7 +181,15 @@ class Hub:
         for device_jid, operator in subscriptions:
             self.subscribers.setdefault(device_jid.lower(), set()).add(bare(operator))
         self.pending: dict[str, PendingCommand] = {}
+        #: Commands waiting for their offline device, by device JID, oldest first.
+        self.queued: dict[str, list[PendingCommand]] = {}
         self._next_cid = 0
+        #: Chat messages held while the XMPP stream is down, and how many did not fit.
+        self.held: list[SendChat] = []
+        self.held_dropped = 0
+        #: Devices changed since the last :meth:`take_changes`, and the commands it last saw.
+        self._dirty: set[str] = set()
+        self._saved_cids: frozenset[str] = frozenset()
         self.xmpp_up = False
         self.mqtt_up: bool | None = None  # None: not connected yet since start
         self.mqtt_down_since: float | None = None
@@ -142,6 +202,12 @@ class Hub:
     # ------------------------------------------------------------------ entry points
 
     def handle(self, event: Event, now: float) -> list[Intent]:
+        out = self._dispatch(event, now)
+        if not self.xmpp_up:
+            out = self._hold(out)
+        return out
+
+    def _dispatch(self, event: Event, now: float) -> list[Intent]:
         match event:
             case MqttMessageReceived():
                 return self._on_mqtt_message(event, now)
@@ -157,7 +223,11 @@ class Hub:
                 return [Log("warning", "mqtt.down"), *self._refresh_all(now)]
             case XmppLinkUp():
                 self.xmpp_up = True
-                return [Log("info", "xmpp.up", {"devices": len(self.devices)}), *self._announce_all(now)]
+                return [
+                    Log("info", "xmpp.up", {"devices": len(self.devices)}),
+                    *self._announce_all(now),
+                    *self._release_held(),
+                ]
             case XmppLinkDown():
                 self.xmpp_up = False
                 return [Log("warning", "xmpp.down")]
@@ -180,6 +250,126 @@ class Hub:
                 out.append(SendPresence(device_jid, operator, Show.UNAVAILABLE, "hub stopped"))
         self.xmpp_up = False
         return out
+
+    # ------------------------------------------------------------------ while XMPP is down
+
+    def _hold(self, intents: list[Intent]) -> list[Intent]:
+        """Keep chat messages for after the reconnect, up to ``xmpp_buffer``; count the rest."""
+        out: list[Intent] = []
+        for intent in intents:
+            if not isinstance(intent, SendChat):
+                out.append(intent)
+            elif len(self.held) < self.settings.xmpp_buffer:
+                self.held.append(intent)
+            else:
+                self.held_dropped += 1
+                if self.held_dropped == 1:
+                    out.append(Log("warning", "xmpp.buffer_full", {"kept": len(self.held)}))
+        return out
+
+    def _release_held(self) -> list[Intent]:
+        """The held messages, once, and a word to the admins about those that did not fit."""
+        out: list[Intent] = list(self.held)
+        self.held = []
+        dropped, self.held_dropped = self.held_dropped, 0
+        if out or dropped:
+            out.append(Log("info", "xmpp.buffer_delivered", {"delivered": len(out), "dropped": dropped}))
+        if dropped:
+            body = (
+                f"{dropped} message{'s were' if dropped != 1 else ' was'} dropped while the XMPP server was "
+                f"unreachable (the hub keeps at most {self.settings.xmpp_buffer})."
+            )
+            admins = sorted(bare(jid) for jid, grant in self.settings.grants.items() if grant.role is Role.ADMIN)
+            out += [SendChat(self.domain, admin, body) for admin in admins]
+            out.append(Log("warning", "xmpp.buffer_dropped", {"dropped": dropped}))
+        return out
+
+    # ------------------------------------------------------------------ durable state
+
+    def take_changes(self) -> Changes:
+        """Records of what changed since the last call, for the app to store; empty if nothing did."""
+        devices = tuple(self._device_record(self.devices[jid]) for jid in sorted(self._dirty) if jid in self.devices)
+        self._dirty.clear()
+        commands = [*self.pending.values(), *(c for queue in self.queued.values() for c in queue)]
+        cids = frozenset(c.cid for c in commands)
+        if cids == self._saved_cids:
+            return Changes(devices)
+        self._saved_cids = cids
+        return Changes(devices, tuple(c.record() for c in commands))
+
+    @staticmethod
+    def _device_record(device: Device) -> DeviceRecord:
+        return DeviceRecord(
+            jid=device.jid,
+            binding=device.binding.name,
+            device_id=device.device_id,
+            available=device.available,
+            sleeping=device.sleeping,
+            last_live=device.last_live,
+            offline_since=device.offline_since,
+            readings=tuple(device.readings.items()),
+            alerts=tuple(
+                AlertRecord(name, s.since, s.last_sent, s.value, s.reading) for name, s in device.alerts.items()
+            ),
+        )
+
+    def restore(self, devices: Iterable[DeviceRecord], commands: Iterable[CommandRecord]) -> list[Intent]:
+        """Take back what :meth:`take_changes` gave out, before the first event; logs what it cannot use."""
+        out: list[Intent] = []
+        rules = {rule.name: rule for rule in self.settings.alert_rules}
+        for record in devices:
+            binding = self.router.bindings.get(record.binding)
+            if binding is None:
+                out.append(Log("warning", "restore.device_skipped", {"jid": record.jid, "reason": "binding gone"}))
+                continue
+            try:
+                jid = self.router.jid_for(binding, record.device_id)
+            except MappingError as exc:
+                out.append(Log("warning", "restore.device_skipped", {"jid": record.jid, "reason": str(exc)}))
+                continue
+            device = self.devices.get(jid)
+            if device is None:
+                if len(self.devices) >= self.settings.max_devices:
+                    out.append(Log("warning", "restore.device_skipped", {"jid": jid, "reason": "device limit"}))
+                    continue
+                device = self._create(binding, record.device_id, now=None)
+            elif device.binding is not binding or device.device_id != record.device_id:
+                out.append(Log("warning", "restore.device_skipped", {"jid": jid, "reason": "jid taken"}))
+                continue
+            device.available, device.sleeping = record.available, record.sleeping
+            device.last_live, device.offline_since = record.last_live, record.offline_since
+            device.update_readings(dict(record.readings))
+            for alert in record.alerts:
+                rule = rules.get(alert.rule)
+                if rule is not None and rule.applies_to(device.device_id, device.group):
+                    device.alerts[rule.name] = AlertState(
+                        rule, alert.since, alert.last_sent, alert.value, alert.reading
+                    )
+        read: set[str] = set()
+        for command in commands:
+            read.add(command.cid)
+            pending = PendingCommand.from_record(command)
+            if pending.device_jid not in self.devices:
+                out.append(Log("warning", "restore.command_skipped", {"cid": pending.cid, "reason": "device gone"}))
+            elif pending.expires is not None:
+                self.queued.setdefault(pending.device_jid, []).append(pending)
+            else:
+                self.pending[pending.cid] = pending
+        for queue in self.queued.values():
+            queue.sort(key=lambda c: c.queued_at or c.sent_at)
+        self._dirty.clear()
+        self._saved_cids = frozenset(read)  # what is stored; a skipped command makes the next change rewrite it
+        out.append(
+            Log(
+                "info",
+                "state.restored",
+                {"devices": len(self.devices), "pending": len(self.pending), "queued": self._queued_count()},
+            )
+        )
+        return out
+
+    def _queued_count(self) -> int:
+        return sum(len(queue) for queue in self.queued.values())
 
     # ------------------------------------------------------------------ devices
 
@@ -205,6 +395,7 @@ class Hub:
             device.session = True
         self.devices[jid] = device
         self._by_id.setdefault(device_id, []).append(device)
+        self._dirty.add(jid)
         return device
 
     def _device_for_route(self, route: Route, topic: str, now: float) -> tuple[Device | None, list[Intent]]:
@@ -256,6 +447,7 @@ class Hub:
                     device.last_live = now
                 elif was_online:
                     device.offline_since = now
+                self._dirty.add(device.jid)
                 out += self._refresh(device, now)
         return out
 
@@ -281,6 +473,9 @@ class Hub:
             device.offline_since = now
         if device.online:
             device.offline_since = None
+        self._dirty.add(device.jid)
+        if device.jid in self.queued and device.online and (not event.retain or route.role is TopicRole.AVAILABILITY):
+            out += self._deliver_queued(device, now)
         return out + self._refresh(device, now)
 
     def _on_availability(self, device: Device, event: MqttMessageReceived, now: float) -> list[Intent]:
@@ -590,9 +785,7 @@ class Hub:
             ]
         if profile.commands is None:
             return [self._reply(event, f"{device.device_id} takes no commands.")]
-        if not device.online:
-            return [self._reply(event, f"{device.device_id} is offline; nothing was sent.")]
-        if len(self.pending) >= self.settings.max_pending_commands:
+        if device.online and len(self.pending) >= self.settings.max_pending_commands:
             return [self._reply(event, "The hub has too many commands waiting for confirmation; try again shortly.")]
         self._next_cid += 1
         cid = f"{self.settings.session_tag}-{self._next_cid}"
@@ -611,6 +804,8 @@ class Hub:
                     if command.action == "toggle":
                         pending.toggle_key = spec.echo_key
                         pending.toggle_from = device.readings.get(spec.echo_key)
+                    else:
+                        pending.replace_key = spec.echo_key
                     pending.summary = f"{command.action}" + (f" {command.channel}" if command.channel else "")
                 else:
                     found = profile.properties.get(command.name)
@@ -624,6 +819,7 @@ class Hub:
                         ]
                     spec = found
                     value = validate_value(spec, command.raw_value)
+                    pending.replace_key = spec.echo_key
                     unit = f" {spec.unit}" if spec.unit and not isinstance(value, str) else ""
                     shown = format_number(value) if isinstance(value, float) else value
                     pending.summary = f"set {spec.name} {shown}{unit}"
@@ -640,6 +836,9 @@ class Hub:
                 self._reply(event, "This device's profile cannot build that command; nothing was sent."),
                 Log("error", "profile.bad_template", {"profile": profile.name, "reason": str(exc)}),
             ]
+        pending.topic, pending.payload = topic, payload
+        if not device.online:
+            return self._queue(event, device, pending, now)
         self.pending[cid] = pending
         return [
             PublishMqtt(topic, payload, qos=1),
@@ -650,6 +849,94 @@ class Hub:
                 {"jid": operator, "device": device.device_id, "command": pending.summary, "cid": cid, "topic": topic},
             ),
         ]
+
+    def _queue(self, event: ChatReceived, device: Device, command: PendingCommand, now: float) -> list[Intent]:
+        """Keep a command for an offline device until it is back or the command expires.
+
+        A queued command with the same ``replace_key`` (the same property or
+        switch) is desired state that the new one supersedes: its operator is told.
+        """
+        queue = self.queued.get(device.jid, [])
+        replaced = [c for c in queue if command.replace_key is not None and c.replace_key == command.replace_key]
+        waiting = len(queue) - len(replaced)
+        if waiting >= self.settings.max_queued_per_device:
+            return [
+                self._reply(
+                    event,
+                    f"{device.device_id} is offline and already has {waiting} commands waiting; nothing was queued.",
+                ),
+                Log("warning", "command.queue_full", {"device": device.device_id, "queued": waiting}),
+            ]
+        if self._queued_count() - len(replaced) >= self.settings.max_queued_commands:
+            return [
+                self._reply(
+                    event, f"{device.device_id} is offline and the hub's command queue is full; nothing was queued."
+                ),
+                Log("warning", "command.queue_full", {"device": device.device_id, "queued": self._queued_count()}),
+            ]
+        out: list[Intent] = []
+        for old in replaced:
+            queue.remove(old)
+            out += [
+                SendChat(
+                    device.jid,
+                    old.operator,
+                    f"✗ {old.summary}: replaced by {command.summary} before {device.device_id} came back",
+                ),
+                Log("info", "command.replaced", {"device": device.device_id, "cid": old.cid, "by": command.cid}),
+            ]
+        command.queued_at = now
+        command.expires = now + self.settings.queued_command_expiry
+        queue.append(command)
+        self.queued[device.jid] = queue
+        until = self.settings.format_time(command.expires)
+        return [
+            self._reply(event, f"→ {command.summary}: queued until {device.device_id} is back (expires {until})"),
+            *out,
+            Log(
+                "info",
+                "command.queued",
+                {"jid": bare(event.sender), "device": device.device_id, "command": command.summary, "cid": command.cid},
+            ),
+        ]
+
+    def _deliver_queued(self, device: Device, now: float) -> list[Intent]:
+        """The device is back: send what waited for it, oldest first, and await confirmation as usual."""
+        out: list[Intent] = []
+        for command in self.queued.pop(device.jid, []):
+            command.expires = None
+            command.sent_at, command.deadline = now, now + self.settings.confirm_timeout
+            if command.toggle_key is not None:
+                command.toggle_from = device.readings.get(command.toggle_key)
+            self.pending[command.cid] = command
+            out += [
+                PublishMqtt(command.topic, command.payload, qos=1),
+                SendChat(device.jid, command.operator, f"→ sent: {command.summary} ({device.device_id} is back)"),
+                Log(
+                    "info",
+                    "command.sent",
+                    {"device": device.device_id, "command": command.summary, "cid": command.cid, "queued": True},
+                ),
+            ]
+        return out
+
+    def _expire_queued(self, now: float) -> list[Intent]:
+        out: list[Intent] = []
+        for jid, queue in list(self.queued.items()):
+            expired = [c for c in queue if c.expires is not None and now >= c.expires]
+            if not expired:
+                continue
+            device = self.devices.get(jid)
+            name = device.device_id if device is not None else jid.split("@", 1)[0]
+            for command in expired:
+                queue.remove(command)
+                since = self.settings.format_time(command.queued_at if command.queued_at is not None else now)
+                body = f"✗ {command.summary} expired: {name} did not come back (queued at {since})"
+                fields = {"device": name, "operator": command.operator, "cid": command.cid}
+                out += [SendChat(jid, command.operator, body), Log("warning", "command.expired", fields)]
+            if not queue:
+                del self.queued[jid]
+        return out
 
     def _on_hub_chat(self, event: ChatReceived, now: float) -> list[Intent]:
         if self.auth.hub_role(event.sender) is None:
@@ -682,7 +969,7 @@ class Hub:
     # ------------------------------------------------------------------ time
 
     def _on_tick(self, now: float) -> list[Intent]:
-        out: list[Intent] = []
+        out: list[Intent] = self._expire_queued(now)
         for cid, pending in list(self.pending.items()):
             if now >= pending.deadline:
                 del self.pending[cid]
@@ -709,6 +996,9 @@ class Hub:
         for device in self.devices.values():
             for state in device.alerts.values():
                 if due_repeat(state, now):
+                    self._dirty.add(device.jid)
+                    if not self.xmpp_up:  # a reminder is not worth a place in the buffer
+                        continue
                     since = self.settings.format_time(state.since)
                     out += self._tell_subscribers(
                         device, f"⚠ {device.name}: still {alert_text(device, state)} (since {since})"

@@ -624,9 +624,12 @@ def test_invalid_commands_are_answered_and_nothing_is_sent(hub: Hub, body: str, 
     assert hub.pending == {}
 
 
-def test_offline_device_takes_no_commands(hub: Hub) -> None:
+def test_offline_device_gets_the_command_queued_not_sent(hub: Hub) -> None:
+    """More in tests/core/test_queued_commands.py."""
     hub.handle(status("k1", "offline"), T0)
-    assert hub.handle(chat(OPERATOR, "on"), T0) == [SendChat(K1, OPERATOR, "k1 is offline; nothing was sent.")]
+    out = hub.handle(chat(OPERATOR, "on"), T0)
+    assert no_logs(out) == [SendChat(K1, OPERATOR, "→ on: queued until k1 is back (expires 15:02 UTC)")]
+    assert hub.pending == {}
 
 
 def test_queries(hub: Hub) -> None:
