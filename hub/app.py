@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,12 +32,17 @@ from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, S
 from hub.core.mapping import Binding, MappingError, Router
 from hub.core.ports import MqttPort
 from hub.core.profile import Profile, Role
+from hub.core.snapshot import CommandRecord, DeviceRecord
 from hub.store import Store
 from hub.validation import ConfigError, Problem
 
 logger = logging.getLogger("hub")
 TICK_SECONDS = 1.0
 SHUTDOWN_DRAIN_SECONDS = 3.0
+#: Device records (readings, availability, alerts) wait at most this long, or this many, while events
+#: keep coming; commands are written before the operator is told anything about them.
+SAVE_EVERY_SECONDS = 0.5
+SAVE_BATCH = 500
 
 
 def _local_clock(timestamp: float) -> str:
@@ -92,6 +98,10 @@ def build_settings(config: HubConfig, profiles: Mapping[str, Profile], config_fi
             for a in config.alerts
         ),
         confirm_timeout=config.limits.confirm_timeout,
+        xmpp_buffer=config.limits.xmpp_buffer,
+        queued_command_expiry=config.limits.queued_command_expiry,
+        max_queued_per_device=config.limits.max_queued_per_device,
+        max_queued_commands=config.limits.max_queued_commands,
         max_devices=config.limits.max_devices,
         accept_unknown_devices=config.accept_unknown_devices,
         session_tag=secrets.token_hex(3),
@@ -113,6 +123,10 @@ class App:
         self.dropped_events = 0
         self.store = Store(Path(config.state_dir) / "hub.sqlite3")
         self.core = Hub(self.settings, self.store.subscriptions())
+        self._unsaved_devices: dict[str, DeviceRecord] = {}
+        self._unsaved_commands: tuple[CommandRecord, ...] | None = None
+        self._last_save = time.monotonic()
+        self._restore()
         self.mqtt = self._mqtt_adapter()
         self.xmpp = XmppComponent(
             ComponentOptions(
@@ -156,6 +170,43 @@ class App:
             self.emit,
         )
 
+    def _restore(self) -> None:
+        """Devices, alerts and unfinished commands from the last run, into the core before any event."""
+        devices, bad_devices = self.store.devices()
+        commands, bad_commands = self.store.commands()
+        for key in (*bad_devices, *bad_commands):
+            logs.log(logger, "warning", "store.bad_row", {"key": key})
+        for intent in self.core.restore(devices, commands):
+            if isinstance(intent, Log):
+                logs.log(logger, intent.level, intent.event, intent.fields)
+
+    def _save(self, force: bool = False) -> None:
+        """Write what the core changed: commands at once, device records batched while events keep coming."""
+        changes = self.core.take_changes()
+        for record in changes.devices:
+            self._unsaved_devices[record.jid] = record
+        if changes.commands is not None:
+            self._unsaved_commands = changes.commands
+        if not self._unsaved_devices and self._unsaved_commands is None:
+            return
+        now = time.monotonic()
+        if (
+            not force
+            and self._unsaved_commands is None
+            and not self.queue.empty()
+            and len(self._unsaved_devices) < SAVE_BATCH
+            and now - self._last_save < SAVE_EVERY_SECONDS
+        ):
+            return
+        try:
+            self.store.save(self._unsaved_devices.values(), self._unsaved_commands)
+        except sqlite3.Error as exc:  # a full disk must not stop the hub; the next save tries again
+            logs.log(logger, "error", "store.failed", {"error": repr(exc), "devices": len(self._unsaved_devices)})
+            return
+        self._unsaved_devices.clear()
+        self._unsaved_commands = None
+        self._last_save = now
+
     def emit(self, event: Event) -> None:
         """Hand an event to the core without blocking; a full queue drops it and says so."""
         try:
@@ -192,6 +243,7 @@ class App:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            self._save(force=True)
             self.store.close()
             logs.log(logger, "info", "hub.stopped")
 
@@ -215,6 +267,7 @@ class App:
             except Exception:  # a core bug must not take every other device down with it
                 logger.exception("core.failed", extra={"fields": {"event": type(event).__name__}})
                 continue
+            self._save()  # before anything is said or sent: what the operator is told is on disk
             for intent in intents:
                 await self._do(intent)
             if isinstance(event, MqttLinkUp):

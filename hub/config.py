@@ -157,6 +157,14 @@ class LimitsConfig(_Strict):
     max_devices: int = Field(default=10_000, ge=1)
     event_queue: int = Field(default=10_000, ge=10)
     confirm_timeout: float = Field(default=5.0, gt=0, le=600)
+    xmpp_buffer: int = Field(
+        default=500, ge=0, description="Alerts and confirmations kept while the XMPP server is unreachable."
+    )
+    queued_command_expiry: float = Field(
+        default=3600.0, gt=0, le=7 * 86400, description="Seconds a command for an offline device waits for it."
+    )
+    max_queued_per_device: int = Field(default=10, ge=1, description="Commands waiting for one offline device.")
+    max_queued_commands: int = Field(default=1000, ge=1, description="Commands waiting for offline devices, in all.")
 
 
 class HubConfig(BaseSettings):

@@ -1,22 +1,47 @@
-"""Durable hub state: who is subscribed to which device.
+"""Durable hub state: subscriptions, devices (readings, availability, alerts) and unfinished commands.
 
 SQLite in WAL mode under the state directory, so a restart (even after
 SIGKILL) keeps every operator's roster; without it a restarted hub would
 answer probes with ``unsubscribed`` and devices would vanish from rosters.
+Devices and commands are the core's records (:mod:`hub.core.snapshot`) as
+JSON, one row each. Every write is its own committed transaction: with
+``synchronous=NORMAL`` a killed process loses nothing that was committed; a
+power cut may lose the last few.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import TypeVar
+
+from hub.core.snapshot import (
+    CommandRecord,
+    DeviceRecord,
+    RecordError,
+    command_from_json,
+    command_to_json,
+    device_from_json,
+    device_to_json,
+)
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     device_jid TEXT NOT NULL,
     operator TEXT NOT NULL,
     PRIMARY KEY (device_jid, operator)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (
+    jid TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (
+    cid TEXT PRIMARY KEY,
+    record TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -40,6 +65,40 @@ class Store:
             )
         else:
             self._db.execute("DELETE FROM subscriptions WHERE device_jid = ? AND operator = ?", (device_jid, operator))
+
+    def devices(self) -> tuple[list[DeviceRecord], list[str]]:
+        """Stored devices, and the keys of rows that do not decode (skipped)."""
+        return self._load("SELECT jid, record FROM devices ORDER BY jid", device_from_json)
+
+    def commands(self) -> tuple[list[CommandRecord], list[str]]:
+        """Stored unfinished commands, and the keys of rows that do not decode (skipped)."""
+        return self._load("SELECT cid, record FROM commands ORDER BY cid", command_from_json)
+
+    def _load(self, query: str, decode: Callable[[str], T]) -> tuple[list[T], list[str]]:
+        good: list[T] = []
+        bad: list[str] = []
+        with closing(self._db.execute(query)) as rows:
+            for key, text in rows:
+                try:
+                    good.append(decode(text))
+                except RecordError:
+                    bad.append(key)
+        return good, bad
+
+    def save(self, devices: Iterable[DeviceRecord] = (), commands: Iterable[CommandRecord] | None = None) -> None:
+        """Upsert ``devices``; if ``commands`` is given it replaces every stored command. One transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO devices (jid, record) VALUES (?, ?)",
+                ((d.jid, device_to_json(d)) for d in devices),
+            )
+            if commands is not None:
+                self._db.execute("DELETE FROM commands")
+                self._db.executemany(
+                    "INSERT INTO commands (cid, record) VALUES (?, ?)",
+                    ((c.cid, command_to_json(c)) for c in commands),
+                )
 
     def close(self) -> None:
         self._db.close()
