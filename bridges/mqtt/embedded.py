@@ -31,6 +31,13 @@ client id deleted the victim's session); a second connection with the same
 client id takes the first one over cleanly; a client that never sends CONNECT
 is dropped after ``connect_timeout_s``; oversized packets close the connection
 instead of being buffered; a failed start releases the ports it had bound.
+
+Hostile clients (``bridges.mqtt.framing``): every packet is read whole and
+checked before amqtt parses it. A malformed one (bad remaining length, fields
+past the packet's end, invalid UTF-8 or U+0000, a wildcard or empty PUBLISH
+topic, QoS 3, reserved types or flags, a second CONNECT) closes the connection;
+amqtt raised in the middle of such a packet and read its rest as the next one.
+A packet once started must be complete within ``connect_timeout_s``.
 """
 
 from __future__ import annotations
@@ -68,13 +75,13 @@ class EmbeddedBrokerOptions:
     listeners: tuple[Listener, ...] = (Listener(),)
     users: Mapping[str, str] = field(default_factory=dict)  # username -> argon2 PHC string
     allow_anonymous: bool = False
-    #: Largest single packet field (in practice a PUBLISH payload); larger closes the connection.
+    #: Largest packet (its remaining length: topic, payload and headers); larger closes the connection.
     max_packet_bytes: int = 256 * 1024
     #: QoS 1/2 messages kept for one offline persistent session; the oldest go first.
     max_queued_per_session: int = 100
     #: Open connections per listener; more wait until one closes.
     max_connections: int = 1024
-    #: Seconds a new connection may take to send its CONNECT.
+    #: Seconds a new connection may take to send its CONNECT, and any packet to arrive once begun.
     connect_timeout_s: float = 10.0
     #: A persistent session offline this long is forgotten (None: kept while the hub runs).
     session_expiry_s: int | None = 7 * 24 * 3600

@@ -31,6 +31,8 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
+from bridges.mqtt.framing import PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
+
 log = logging.getLogger(__name__)
 
 _AUTHENTICATED = "hub.authenticated"  # Session.attributes key: the CONNECT passed authentication
@@ -44,23 +46,68 @@ _RENEWED_ON_CONNECT = (
 )  # fmt: skip
 
 
-class PacketTooLarge(Exception):
-    """A client announced a packet field larger than the broker accepts."""
+class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type hints
+    """Reads each packet whole, checks it (``bridges.mqtt.framing``), then serves amqtt's
+    field-by-field reads from the checked bytes.
 
+    A packet announcing more than ``max_bytes`` is refused on its header, before its body
+    is read (amqtt would read a PUBLISH payload of up to 256 MiB in one go). A packet
+    that has started must be complete within ``packet_timeout_s``, whatever the
+    keep-alive, so a slow sender cannot hold a connection half-way through a packet.
+    A read past the end of the checked packet is a framing error, never a read of the
+    next packet. Every :class:`ProtocolViolation` ends amqtt's reader loop, which then
+    closes the connection (the Last Will fires, as for a dropped socket).
+    """
 
-class BoundedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type hints
-    """Refuses any read larger than ``max_bytes``: amqtt reads a PUBLISH payload in one read
-    of the announced length, so a client could otherwise make it buffer up to 256 MiB."""
-
-    def __init__(self, inner: Any, max_bytes: int) -> None:
+    def __init__(self, inner: Any, max_bytes: int, packet_timeout_s: float, peer: str) -> None:
         self._inner = inner
         self._max = max_bytes
+        self._packet_timeout = packet_timeout_s
+        self._peer = peer
+        self._packet = b""
+        self._at = 0
+        self._first = True
 
     async def read(self, n: int = -1) -> bytes:
-        if n < 0 or n > self._max:
-            raise PacketTooLarge(f"packet field of {n} bytes exceeds the limit of {self._max}")
+        if self._at >= len(self._packet):
+            try:
+                await self._next_packet()
+            except ProtocolViolation as exc:
+                log.warning("MQTT client at %s broke the protocol: %s; closing its connection", self._peer, exc)
+                raise
+            if not self._packet:
+                return b""  # end of stream: amqtt sees no data and stops
+        end = len(self._packet) if n < 0 else self._at + n
+        if end > len(self._packet):
+            raise ProtocolViolation("a field runs past the end of the packet")
+        chunk = self._packet[self._at : end]
+        self._at = end
+        return chunk
+
+    async def _exactly(self, n: int) -> bytes:
         data: bytes = await self._inner.read(n)
+        if len(data) < n:  # the websocket adapter returns short at close; the stream one raises
+            raise asyncio.IncompleteReadError(data, n)
         return data
+
+    async def _next_packet(self) -> None:
+        self._packet, self._at = b"", 0
+        head: bytes = await self._inner.read(1)
+        if not head:
+            return
+        try:
+            async with asyncio.timeout(self._packet_timeout):
+                encoded = b""
+                while (length := decode_remaining_length(encoded)) is None:
+                    encoded += await self._exactly(1)
+                if length > self._max:
+                    raise PacketTooLarge(f"packet of {length} bytes announced; the limit is {self._max}")
+                body = await self._exactly(length) if length else b""
+        except TimeoutError:
+            raise ProtocolViolation(f"packet not complete after {self._packet_timeout:g} s") from None
+        check_packet(head[0], body, first=self._first)
+        self._first = False
+        self._packet = head + encoded + body
 
     def feed_eof(self) -> None:
         self._inner.feed_eof()
@@ -126,16 +173,18 @@ class HardenedBroker(Broker):  # type: ignore[misc]
     # --- connections ------------------------------------------------------------------------
 
     async def stream_connected(self, reader: Any, writer: Any, listener_name: str) -> None:
+        peer = writer.get_extra_info("peername")
         await self._client_connected(
             listener_name,
-            BoundedReader(StreamReaderAdapter(reader), self._max_packet_bytes),
+            FramedReader(StreamReaderAdapter(reader), self._max_packet_bytes, self._connect_timeout_s, str(peer)),
             StreamWriterAdapter(writer),
         )
 
     async def ws_connected(self, websocket: Any, listener_name: str) -> None:
+        peer = getattr(websocket, "remote_address", None)
         await self._client_connected(
             listener_name,
-            BoundedReader(WebSocketsReader(websocket), self._max_packet_bytes),
+            FramedReader(WebSocketsReader(websocket), self._max_packet_bytes, self._connect_timeout_s, str(peer)),
             WebSocketsWriter(websocket),
         )
 
