@@ -32,15 +32,15 @@ from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, S
 from hub.core.mapping import Binding, MappingError, Router
 from hub.core.ports import MqttPort
 from hub.core.profile import Profile, Role
-from hub.core.snapshot import CommandRecord, DeviceRecord
+from hub.core.snapshot import CommandRecord, DeviceRecord, OutboxRecord
 from hub.store import Store
 from hub.validation import ConfigError, Problem
 
 logger = logging.getLogger("hub")
 TICK_SECONDS = 1.0
 SHUTDOWN_DRAIN_SECONDS = 3.0
-#: Device records (readings, availability, alerts) wait at most this long, or this many, while events
-#: keep coming; commands are written before the operator is told anything about them.
+#: Device records (readings, availability, alerts) and the XMPP-down outbox wait at most this long, or
+#: this many devices, while events keep coming; commands are written before anyone is told about them.
 SAVE_EVERY_SECONDS = 0.5
 SAVE_BATCH = 500
 
@@ -125,6 +125,7 @@ class App:
         self.core = Hub(self.settings, self.store.subscriptions())
         self._unsaved_devices: dict[str, DeviceRecord] = {}
         self._unsaved_commands: tuple[CommandRecord, ...] | None = None
+        self._unsaved_outbox: OutboxRecord | None = None
         self._last_save = time.monotonic()
         self._restore()
         self.mqtt = self._mqtt_adapter()
@@ -174,9 +175,10 @@ class App:
         """Devices, alerts and unfinished commands from the last run, into the core before any event."""
         devices, bad_devices = self.store.devices()
         commands, bad_commands = self.store.commands()
-        for key in (*bad_devices, *bad_commands):
+        outbox, bad_outbox = self.store.outbox()
+        for key in (*bad_devices, *bad_commands, *bad_outbox):
             logs.log(logger, "warning", "store.bad_row", {"key": key})
-        for intent in self.core.restore(devices, commands):
+        for intent in self.core.restore(devices, commands, outbox):
             if isinstance(intent, Log):
                 logs.log(logger, intent.level, intent.event, intent.fields)
 
@@ -187,7 +189,9 @@ class App:
             self._unsaved_devices[record.jid] = record
         if changes.commands is not None:
             self._unsaved_commands = changes.commands
-        if not self._unsaved_devices and self._unsaved_commands is None:
+        if changes.outbox is not None:
+            self._unsaved_outbox = changes.outbox
+        if not self._unsaved_devices and self._unsaved_commands is None and self._unsaved_outbox is None:
             return
         now = time.monotonic()
         if (
@@ -199,12 +203,12 @@ class App:
         ):
             return
         try:
-            self.store.save(self._unsaved_devices.values(), self._unsaved_commands)
+            self.store.save(self._unsaved_devices.values(), self._unsaved_commands, self._unsaved_outbox)
         except sqlite3.Error as exc:  # a full disk must not stop the hub; the next save tries again
             logs.log(logger, "error", "store.failed", {"error": repr(exc), "devices": len(self._unsaved_devices)})
             return
         self._unsaved_devices.clear()
-        self._unsaved_commands = None
+        self._unsaved_commands = self._unsaved_outbox = None
         self._last_save = now
 
     def emit(self, event: Event) -> None:

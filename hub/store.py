@@ -20,11 +20,14 @@ from typing import TypeVar
 from hub.core.snapshot import (
     CommandRecord,
     DeviceRecord,
+    OutboxRecord,
     RecordError,
     command_from_json,
     command_to_json,
     device_from_json,
     device_to_json,
+    outbox_from_json,
+    outbox_to_json,
 )
 
 T = TypeVar("T")
@@ -42,6 +45,10 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS commands (
     cid TEXT PRIMARY KEY,
     record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -74,6 +81,11 @@ class Store:
         """Stored unfinished commands, and the keys of rows that do not decode (skipped)."""
         return self._load("SELECT cid, record FROM commands ORDER BY cid", command_from_json)
 
+    def outbox(self) -> tuple[OutboxRecord | None, list[str]]:
+        """Chat messages held while XMPP was down, if any were stored (and ``["outbox"]`` if damaged)."""
+        found, bad = self._load("SELECT key, value FROM state WHERE key = 'outbox'", outbox_from_json)
+        return (found[0] if found else None), bad
+
     def _load(self, query: str, decode: Callable[[str], T]) -> tuple[list[T], list[str]]:
         good: list[T] = []
         bad: list[str] = []
@@ -85,8 +97,13 @@ class Store:
                     bad.append(key)
         return good, bad
 
-    def save(self, devices: Iterable[DeviceRecord] = (), commands: Iterable[CommandRecord] | None = None) -> None:
-        """Upsert ``devices``; if ``commands`` is given it replaces every stored command. One transaction."""
+    def save(
+        self,
+        devices: Iterable[DeviceRecord] = (),
+        commands: Iterable[CommandRecord] | None = None,
+        outbox: OutboxRecord | None = None,
+    ) -> None:
+        """Upsert ``devices``; ``commands`` and ``outbox``, when given, replace what is stored. One transaction."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -98,6 +115,10 @@ class Store:
                 self._db.executemany(
                     "INSERT INTO commands (cid, record) VALUES (?, ?)",
                     ((c.cid, command_to_json(c)) for c in commands),
+                )
+            if outbox is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO state (key, value) VALUES ('outbox', ?)", (outbox_to_json(outbox),)
                 )
 
     def close(self) -> None:

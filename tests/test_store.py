@@ -8,7 +8,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from hub.core.snapshot import AlertRecord, CommandRecord, DeviceRecord
+from hub.core.snapshot import AlertRecord, CommandRecord, DeviceRecord, OutboxRecord
 from hub.store import Store
 
 DEVICE = DeviceRecord(
@@ -39,6 +39,12 @@ def test_devices_and_commands_round_trip(tmp_path: Path) -> None:
     assert again.commands() == ([command("a-3")], [])
     again.save((), ())
     assert again.commands() == ([], [])
+    assert again.outbox() == (None, [])
+    held = OutboxRecord((("k1@hub.example", "op@example.org", "⚠ hot"),), dropped=3)
+    again.save(outbox=held)
+    assert again.outbox() == (held, [])
+    again.save(outbox=OutboxRecord())
+    assert again.outbox() == (OutboxRecord(), [])
     again.close()
 
 

@@ -61,7 +61,7 @@ from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
 from hub.core.payloads import TemplateError, render
 from hub.core.presence import derive, format_reading
 from hub.core.profile import Role
-from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord
+from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord, OutboxRecord
 
 
 def _utc_clock(timestamp: float) -> str:
@@ -187,6 +187,7 @@ class Hub:
         #: Chat messages held while the XMPP stream is down, and how many did not fit.
         self.held: list[SendChat] = []
         self.held_dropped = 0
+        self._held_version = self._saved_held_version = 0
         #: Devices changed since the last :meth:`take_changes`, and the commands it last saw.
         self._dirty: set[str] = set()
         self._saved_cids: frozenset[str] = frozenset()
@@ -261,8 +262,10 @@ class Hub:
                 out.append(intent)
             elif len(self.held) < self.settings.xmpp_buffer:
                 self.held.append(intent)
+                self._held_version += 1
             else:
                 self.held_dropped += 1
+                self._held_version += 1
                 if self.held_dropped == 1:
                     out.append(Log("warning", "xmpp.buffer_full", {"kept": len(self.held)}))
         return out
@@ -273,6 +276,7 @@ class Hub:
         self.held = []
         dropped, self.held_dropped = self.held_dropped, 0
         if out or dropped:
+            self._held_version += 1
             out.append(Log("info", "xmpp.buffer_delivered", {"delivered": len(out), "dropped": dropped}))
         if dropped:
             body = (
@@ -291,11 +295,15 @@ class Hub:
         devices = tuple(self._device_record(self.devices[jid]) for jid in sorted(self._dirty) if jid in self.devices)
         self._dirty.clear()
         commands = [*self.pending.values(), *(c for queue in self.queued.values() for c in queue)]
+        outbox = None
+        if self._held_version != self._saved_held_version:
+            self._saved_held_version = self._held_version
+            outbox = OutboxRecord(tuple((c.sender, c.to, c.body) for c in self.held), self.held_dropped)
         cids = frozenset(c.cid for c in commands)
         if cids == self._saved_cids:
-            return Changes(devices)
+            return Changes(devices, None, outbox)
         self._saved_cids = cids
-        return Changes(devices, tuple(c.record() for c in commands))
+        return Changes(devices, tuple(c.record() for c in commands), outbox)
 
     @staticmethod
     def _device_record(device: Device) -> DeviceRecord:
@@ -313,9 +321,15 @@ class Hub:
             ),
         )
 
-    def restore(self, devices: Iterable[DeviceRecord], commands: Iterable[CommandRecord]) -> list[Intent]:
+    def restore(
+        self, devices: Iterable[DeviceRecord], commands: Iterable[CommandRecord], outbox: OutboxRecord | None = None
+    ) -> list[Intent]:
         """Take back what :meth:`take_changes` gave out, before the first event; logs what it cannot use."""
         out: list[Intent] = []
+        if outbox is not None:
+            chats = [SendChat(sender, to, body) for sender, to, body in outbox.chats]
+            self.held = chats[: self.settings.xmpp_buffer]
+            self.held_dropped = outbox.dropped + len(chats) - len(self.held)
         rules = {rule.name: rule for rule in self.settings.alert_rules}
         for record in devices:
             binding = self.router.bindings.get(record.binding)
@@ -363,7 +377,12 @@ class Hub:
             Log(
                 "info",
                 "state.restored",
-                {"devices": len(self.devices), "pending": len(self.pending), "queued": self._queued_count()},
+                {
+                    "devices": len(self.devices),
+                    "pending": len(self.pending),
+                    "queued": self._queued_count(),
+                    "held": len(self.held),
+                },
             )
         )
         return out

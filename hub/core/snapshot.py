@@ -63,14 +63,23 @@ class CommandRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """Chat messages held while XMPP is down, as ``(sender, to, body)``, and how many did not fit."""
+
+    chats: tuple[tuple[str, str, str], ...] = ()
+    dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Changes:
-    """What to write after an event: changed devices, and all commands if any command changed."""
+    """What to write after an event: changed devices, all commands if any changed, the outbox if it changed."""
 
     devices: tuple[DeviceRecord, ...] = ()
     commands: tuple[CommandRecord, ...] | None = None
+    outbox: OutboxRecord | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.devices) or self.commands is not None
+        return bool(self.devices) or self.commands is not None or self.outbox is not None
 
 
 class RecordError(ValueError):
@@ -173,3 +182,20 @@ def command_from_json(text: str) -> CommandRecord:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RecordError(f"bad command record: {exc}") from None
+
+
+def outbox_to_json(record: OutboxRecord) -> str:
+    return json.dumps(
+        {"chats": [list(chat) for chat in record.chats], "dropped": record.dropped},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def outbox_from_json(text: str) -> OutboxRecord:
+    try:
+        data = json.loads(text)
+        chats = tuple((str(sender), str(to), str(body)) for sender, to, body in data["chats"])
+        return OutboxRecord(chats, int(data["dropped"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RecordError(f"bad outbox record: {exc}") from None

@@ -117,3 +117,21 @@ def test_replies_while_up_are_not_held(hub_binding: Binding) -> None:
     out = hub.handle(ChatReceived(OPERATOR, K1, "temperature?"), T0)
     assert of(SendChat, out) == [SendChat(K1, OPERATOR, "temperature 21.6 °C")]
     assert hub.held == []
+
+
+def test_held_messages_and_the_drop_count_survive_a_restart(hub_binding: Binding) -> None:
+    hub = started(hub_binding, xmpp_buffer=1)
+    hub.take_changes()
+    hub.handle(XmppLinkDown(), T0)
+    hub.handle(telemetry("k1", {"temperature": 31.5}), T0 + 1)  # two messages: one kept, one counted
+    outbox = hub.take_changes().outbox
+    assert outbox is not None and outbox.chats == ((K1, OPERATOR, RAISED),) and outbox.dropped == 1
+    assert hub.take_changes().outbox is None  # unchanged since
+
+    restarted = started(hub_binding, xmpp_buffer=1)
+    restarted.handle(XmppLinkDown(), T0 + 2)
+    restarted.restore([], [], outbox)
+    back = restarted.handle(XmppLinkUp(), T0 + 60)
+    assert [(c.to, c.body[:2]) for c in of(SendChat, back)] == [(OPERATOR, "⚠ "), (ADMIN, "1 ")]
+    cleared = restarted.take_changes().outbox
+    assert cleared is not None and cleared.chats == () and cleared.dropped == 0

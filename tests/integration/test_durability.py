@@ -223,3 +223,35 @@ async def test_sigkill_keeps_queued_commands_and_alert_state(prosody: XmppServer
         thermostat.stop()
         if hub.process is not None:
             await hub.kill(signal.SIGTERM)
+
+
+async def test_alert_held_while_xmpp_is_down_survives_sigkill(prosody: XmppServer, tmp_path: Path) -> None:
+    """Prosody down, an alert is held, the hub is killed with signal 9: after both are back the operator
+    gets the alert, once."""
+    user, password = await prosody.new_user_async("admin")
+    mqtt_port = free_port()
+    hub = HubProcess(
+        _hub_config(tmp_path, prosody, user, mqtt_port), {**os.environ, "HUB_XMPP__SECRET": prosody.component_secret}
+    )
+    jid = f"kitchen-temp@{prosody.component_domain}"
+    await hub.start()
+    try:
+        async with Operator(prosody, user, password) as op:
+            await subscribed(op, jid)
+        await prosody.stop_async()
+        await hub.read_until("xmpp.down")
+        await mosquitto_pub(mqtt_port, "devices/kitchen-temp/telemetry", '{"temperature": 31.2}')
+        await hub.read_until("alert.raised")  # logged after the held message is written
+        assert await hub.kill(signal.SIGKILL) == -signal.SIGKILL
+
+        await prosody.start_async()
+        await hub.start()
+        async with Operator(prosody, user, password, resource="after") as op:
+            alert = await op.next_message(jid)
+            assert alert.body == "⚠ kitchen-temp: temperature 31.2 °C > 30 °C"
+            await op.wait_presence(jid, lambda p: p.show == "dnd")
+            await asyncio.sleep(1.0)  # room for a duplicate to arrive, if there were one
+            assert [m.body for m in op.messages.history] == [alert.body]
+    finally:
+        if hub.process is not None:
+            await hub.kill(signal.SIGTERM)
