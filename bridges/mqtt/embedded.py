@@ -38,6 +38,12 @@ past the packet's end, invalid UTF-8 or U+0000, a wildcard or empty PUBLISH
 topic, QoS 3, reserved types or flags, a second CONNECT) closes the connection;
 amqtt raised in the middle of such a packet and read its rest as the next one.
 A packet once started must be complete within ``connect_timeout_s``.
+
+Per-device topic ACL (``bridges.mqtt.acl``, :attr:`EmbeddedBrokerOptions.acl`):
+a device logged in as ``kitchen`` publishes and subscribes only under its own
+patterns (``devices/kitchen/#``); a refused PUBLISH is dropped, a refused
+SUBSCRIBE gets return code 0x80, and a CONNECT whose Last Will points outside
+is refused. Users in ``acl_unrestricted`` are not checked.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from typing import Literal
 
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 
+from bridges.mqtt.acl import TopicAcl, check_pattern
 from bridges.mqtt.hardened import HardenedBroker
 from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
@@ -85,6 +92,11 @@ class EmbeddedBrokerOptions:
     connect_timeout_s: float = 10.0
     #: A persistent session offline this long is forgotten (None: kept while the hub runs).
     session_expiry_s: int | None = 7 * 24 * 3600
+    #: Per-device topic ACL: ``{"publish": (...), "subscribe": (...)}``, topic filters in which
+    #: ``{username}`` is the client's user name, e.g. ``devices/{username}/#``. Empty: no ACL.
+    acl: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Users the ACL does not restrict (an admin or test client).
+    acl_unrestricted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.listeners:
@@ -99,6 +111,21 @@ class EmbeddedBrokerOptions:
                 raise ValueError(f"users: {username}: {exc}") from None
         if self.max_packet_bytes < 1 or self.max_queued_per_session < 1 or self.max_connections < 1:
             raise ValueError("max_packet_bytes, max_queued_per_session and max_connections must be positive")
+        unknown = set(self.acl) - {"publish", "subscribe"}
+        if unknown:
+            raise ValueError(f"acl: unknown action(s) {sorted(unknown)}: use 'publish' and 'subscribe'")
+        for action, patterns in self.acl.items():
+            for pattern in patterns:
+                try:
+                    check_pattern(pattern)
+                except ValueError as exc:
+                    raise ValueError(f"acl.{action}: {exc}") from None
+
+    def topic_acl(self) -> TopicAcl | None:
+        """The ACL the broker enforces, ``None`` when :attr:`acl` is empty."""
+        if not self.acl:
+            return None
+        return TopicAcl.build(self.acl.get("publish", ()), self.acl.get("subscribe", ()), self.acl_unrestricted)
 
 
 def _bind(listener: Listener) -> str:
@@ -147,6 +174,7 @@ class EmbeddedBroker:
             max_packet_bytes=self._options.max_packet_bytes,
             max_queued_per_session=self._options.max_queued_per_session,
             connect_timeout_s=self._options.connect_timeout_s,
+            acl=self._options.topic_acl(),
         )
         await broker.start()
         self._broker = broker

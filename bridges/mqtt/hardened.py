@@ -31,6 +31,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
+from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,10 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         max_packet_bytes: int,
         max_queued_per_session: int,
         connect_timeout_s: float,
+        acl: TopicAcl | None = None,
     ) -> None:
         super().__init__(config)
+        self._acl = acl
         self._max_packet_bytes = max_packet_bytes
         self._max_queued = max_queued_per_session
         self._connect_timeout_s = connect_timeout_s
@@ -216,6 +219,23 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             await _close_quietly(writer)
             raise MQTTError(f"client {incoming.client_id!r} from {where} not authorized")
 
+        if (
+            incoming.will_flag
+            and self._acl is not None
+            and not self._acl.may_publish(incoming.username, incoming.will_topic)
+        ):
+            # The broker publishes the Will for the client: it must not land in another device's namespace.
+            log.warning(
+                "MQTT client %r from %s: Last Will topic %r outside its ACL",
+                incoming.client_id,
+                where,
+                incoming.will_topic,
+            )
+            with contextlib.suppress(Exception):
+                await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await _close_quietly(writer)
+            raise MQTTError(f"client {incoming.client_id!r} from {where}: Last Will topic not allowed")
+
         client_id: str = incoming.client_id or gen_client_id()
         incoming.client_id = client_id
         await self._take_over(client_id)
@@ -278,6 +298,21 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             finished = self._disconnects_finished.get(handler)
             if finished is not None:
                 finished.set()
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        """The per-device ACL (``bridges.mqtt.acl``) first, then any topic plugin (none is loaded)."""
+        acl = self._acl
+        if acl is not None:
+            username = session.username if session is not None else None
+            if action is Action.PUBLISH:
+                allowed = acl.may_publish(username, topic)
+            elif action is Action.SUBSCRIBE:
+                allowed = acl.may_subscribe(username, topic)
+            else:
+                allowed = acl.may_receive(username, topic)
+            if not allowed:
+                return False
+        return bool(await super()._topic_filtering(session, topic, action))
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         """Authentication already happened in :meth:`_initialize_client_session`; report its result."""
