@@ -124,6 +124,28 @@ class Router:
         filters = {r.template.as_filter() for r in self._rules if r.role is not TopicRole.COMMAND}
         return tuple(sorted(filters))
 
+    def device_namespaces(self, placeholder: str) -> tuple[str, ...]:
+        """One filter per topic prefix that names a device, e.g. ``devices/<placeholder>/#``.
+
+        Every topic a device reads or writes (availability, telemetry, result and
+        command topics) lies under one of them, with its id in place of
+        ``placeholder``: the embedded broker's default per-device ACL.
+        """
+        found: list[str] = []
+        for rule in self._rules:
+            parts: list[str] = []
+            for level in rule.template.levels:
+                text = getattr(level, "text", None)  # a literal level; the only slot left is the id
+                if text is not None:
+                    parts.append(text)
+                    continue
+                parts += [placeholder, "#"]
+                break
+            namespace = "/".join(parts)
+            if namespace not in found:
+                found.append(namespace)
+        return tuple(found)
+
     def route(self, topic: str) -> Route | None:
         """The device and role a topic belongs to, or ``None`` if no rule claims it.
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
 from hub.core.profile import AvailabilitySpec, CommandSpec, Profile, TelemetrySpec
-from hub.core.topics import TopicTemplate
+from hub.core.topics import TopicTemplate, filter_matches
 
 DOMAIN = "hub.example"
 
@@ -204,3 +204,12 @@ def test_device_id_for_inverts_jid_for(hub_profile: Profile, device_id: str, pre
     assert jid == jid.lower()
     assert jid.endswith("@" + DOMAIN)
     assert router.device_id_for(binding, jid) == device_id
+
+
+def test_device_namespaces_cover_every_topic_of_a_device(hub_binding: Binding) -> None:
+    """The embedded broker's default ACL: each device's topics lie under one namespace per prefix."""
+    zigbee = Binding("z2m", _zigbee_profile())
+    router = Router((hub_binding, zigbee), "hub.example")
+    assert router.device_namespaces("{username}") == ("devices/{username}/#", "zigbee2mqtt/{username}/#")
+    for topic in ("devices/k1/status", "devices/k1/telemetry", "devices/k1/cmd", "devices/k1/cmd/result"):
+        assert filter_matches("devices/k1/#", topic)
