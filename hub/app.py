@@ -26,7 +26,7 @@ from hub.config import HubConfig
 from hub.core.alerts import AlertRule
 from hub.core.auth import Grant
 from hub.core.device import DeviceConfig
-from hub.core.events import Event, MqttLinkUp, Tick, XmppLinkUp
+from hub.core.events import ChatUndelivered, Event, MqttLinkUp, Tick, XmppLinkUp
 from hub.core.hub import Hub, HubSettings
 from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, SendSubscription, StoreSubscription
 from hub.core.mapping import Binding, MappingError, Router
@@ -289,6 +289,8 @@ class App:
             match intent:
                 case PublishMqtt():
                     await self.mqtt.publish(intent)
+                case SendChat(sender=sender, to=to, body=body) if not self.xmpp.connected:
+                    self.emit(ChatUndelivered(sender, to, body))  # the core holds it for the reconnect
                 case SendPresence() | SendSubscription() | SendChat():
                     await self.xmpp.send(intent)
                 case StoreSubscription(device_jid=device_jid, operator=operator, present=present):

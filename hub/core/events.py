@@ -58,6 +58,15 @@ class XmppLinkDown:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatUndelivered:
+    """A chat message the core said to send never reached the stream (it was down before the core knew)."""
+
+    sender: str
+    to: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatReceived:
     """A chat message addressed to a device JID or to the hub's own JID."""
 
@@ -103,6 +112,7 @@ Event = (
     | MqttLinkDown
     | XmppLinkUp
     | XmppLinkDown
+    | ChatUndelivered
     | ChatReceived
     | SubscriptionRequested
     | SubscriptionCancelled

@@ -33,6 +33,7 @@ from hub.core.commands import (
 from hub.core.device import Device, DeviceConfig, alert_text
 from hub.core.events import (
     ChatReceived,
+    ChatUndelivered,
     Event,
     MqttClientConnected,
     MqttClientDisconnected,
@@ -232,6 +233,10 @@ class Hub:
             case XmppLinkDown():
                 self.xmpp_up = False
                 return [Log("warning", "xmpp.down")]
+            case ChatUndelivered(sender=sender, to=to, body=body):
+                # The stream went before the core knew. This event comes after that XmppLinkDown, so the
+                # message is held (handle() below) or, if the stream is already back, sent again.
+                return [SendChat(sender, to, body)]
             case ChatReceived():
                 return self._on_chat(event, now)
             case SubscriptionRequested(sender=sender, to=to):

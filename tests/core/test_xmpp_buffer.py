@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hub.core.events import ChatReceived, Tick, XmppLinkDown, XmppLinkUp
+from hub.core.events import ChatReceived, ChatUndelivered, Tick, XmppLinkDown, XmppLinkUp
 from hub.core.hub import Hub
 from hub.core.intents import Log, SendChat, SendPresence
 from hub.core.mapping import Binding
@@ -135,3 +135,14 @@ def test_held_messages_and_the_drop_count_survive_a_restart(hub_binding: Binding
     assert [(c.to, c.body[:2]) for c in of(SendChat, back)] == [(OPERATOR, "⚠ "), (ADMIN, "1 ")]
     cleared = restarted.take_changes().outbox
     assert cleared is not None and cleared.chats == () and cleared.dropped == 0
+
+
+def test_a_chat_the_stream_lost_before_the_core_knew_is_held_or_sent_again(hub_binding: Binding) -> None:
+    """The app hands back a chat it could not send (the stream went before XmppLinkDown was handled)."""
+    hub = started(hub_binding)
+    lost = ChatUndelivered(K1, OPERATOR, RAISED)
+    hub.handle(XmppLinkDown(), T0)
+    assert of(SendChat, hub.handle(lost, T0)) == [] and hub.held == [SendChat(K1, OPERATOR, RAISED)]
+    assert of(SendChat, hub.handle(XmppLinkUp(), T0 + 5)) == [SendChat(K1, OPERATOR, RAISED)]
+    # Came back after the reconnect was already handled: sent again at once.
+    assert hub.handle(lost, T0 + 6) == [SendChat(K1, OPERATOR, RAISED)]
