@@ -774,7 +774,11 @@ class Hub:
             case Help():
                 return [self._reply(event, replies.device_help(device, role))]
             case Status():
-                return [self._reply(event, replies.device_status(device, show, status, self.settings.format_time))]
+                text = replies.device_status(device, show, status, self.settings.format_time)
+                for waiting in self.queued.get(device.jid, ()):
+                    until = self.settings.format_time(waiting.expires or now)
+                    text += f"\n  queued: {waiting.summary} (expires {until})"
+                return [self._reply(event, text)]
             case Query(field=name):
                 return [self._reply(event, self._query(device, name))]
             case Switch() | SetProperty() | RunVerb():

@@ -158,3 +158,11 @@ def test_refusals_are_not_queued(hub_binding: Binding) -> None:
     assert of(SendChat, out)[0].body.startswith("50 is out of range")
     assert hub.queued == {}
     assert not [i for i in out if isinstance(i, Log) and i.event == "command.queued"]
+
+
+def test_status_lists_what_waits_for_the_device(hub_binding: Binding) -> None:
+    hub = offline_hub(hub_binding)
+    hub.handle(chat(OPERATOR, "set target 22"), T0)
+    hub.handle(chat(OPERATOR, "on"), T0 + 60)
+    body = of(SendChat, hub.handle(chat(OPERATOR, "status"), T0 + 61))[0].body
+    assert body.endswith("\n  queued: set target 22 °C (expires 15:02 UTC)\n  queued: on (expires 15:03 UTC)"), body
