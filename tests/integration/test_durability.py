@@ -255,3 +255,34 @@ async def test_alert_held_while_xmpp_is_down_survives_sigkill(prosody: XmppServe
     finally:
         if hub.process is not None:
             await hub.kill(signal.SIGTERM)
+
+
+async def test_sigkill_while_a_command_awaits_confirmation_still_reports_its_outcome(
+    prosody: XmppServer, tmp_path: Path
+) -> None:
+    """Killed right after '→ sent': the restarted hub still owes the operator an answer, and gives it."""
+    user, password = await prosody.new_user_async("admin")
+    mqtt_port = free_port()
+    hub = HubProcess(
+        _hub_config(tmp_path, prosody, user, mqtt_port), {**os.environ, "HUB_XMPP__SECRET": prosody.component_secret}
+    )
+    jid = f"thermostat@{prosody.component_domain}"
+    await hub.start()
+    try:
+        async with Operator(prosody, user, password) as op:
+            await subscribed(op, jid)
+            await mosquitto_pub(
+                mqtt_port, "devices/thermostat/telemetry", '{"target": 20}'
+            )  # a device that never obeys
+            await op.wait_presence(jid, status_has("target 20 °C"))
+            await op.say(jid, "set target 21")
+            assert (await op.next_message(jid)).body == "→ sent: set target 21 °C"
+            assert await hub.kill(signal.SIGKILL) == -signal.SIGKILL
+            await hub.start()
+            outcome = await op.next_message(jid, timeout=20)
+            assert outcome.body == "✗ set target 21 °C: no confirmation after 5 s (target 20 °C still)"
+            await asyncio.sleep(1.0)
+            assert [m.body for m in op.messages.history] == ["→ sent: set target 21 °C", outcome.body]
+    finally:
+        if hub.process is not None:
+            await hub.kill(signal.SIGTERM)
