@@ -62,6 +62,7 @@ from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
 from hub.core.payloads import TemplateError, render
 from hub.core.presence import derive, format_reading
 from hub.core.profile import Role
+from hub.core.ratelimit import RefusalLimiter
 from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord, OutboxRecord
 
 
@@ -182,6 +183,8 @@ class Hub:
         for device_jid, operator in subscriptions:
             self.subscribers.setdefault(device_jid.lower(), set()).add(bare(operator))
         self.pending: dict[str, PendingCommand] = {}
+        #: Refusals to people not on the operator list, rate-limited per sender (bounded memory).
+        self.refusals = RefusalLimiter()
         #: Commands waiting for their offline device, by device JID, oldest first.
         self.queued: dict[str, list[PendingCommand]] = {}
         self._next_cid = 0
@@ -752,11 +755,15 @@ class Hub:
             return self._on_hub_chat(event, now)
         device = self.devices.get(to)
         role = self.auth.role_for(event.sender, device.group if device else self._group_of(to))
-        if role is None:
-            return [
-                self._reply(event, "Sorry, you are not on this hub's list of operators. Nothing was done."),
-                Log("warning", "chat.refused", {"jid": bare(event.sender), "device": to}),
-            ]
+        if role is None:  # rate-limited: a stranger's flood gets a few answers, not one per message
+            return self.refusals.gate(
+                bare(event.sender),
+                now,
+                [
+                    self._reply(event, "Sorry, you are not on this hub's list of operators. Nothing was done."),
+                    Log("warning", "chat.refused", {"jid": bare(event.sender), "device": to}),
+                ],
+            )
         if device is None:
             return [
                 self._reply(
@@ -968,10 +975,14 @@ class Hub:
 
     def _on_hub_chat(self, event: ChatReceived, now: float) -> list[Intent]:
         if self.auth.hub_role(event.sender) is None:
-            return [
-                self._reply(event, "Sorry, you are not on this hub's list of operators."),
-                Log("warning", "chat.refused", {"jid": bare(event.sender), "device": self.domain}),
-            ]
+            return self.refusals.gate(
+                bare(event.sender),
+                now,
+                [
+                    self._reply(event, "Sorry, you are not on this hub's list of operators."),
+                    Log("warning", "chat.refused", {"jid": bare(event.sender), "device": self.domain}),
+                ],
+            )
         try:
             command = parse_hub_command(event.body)
         except CommandError as exc:
