@@ -757,7 +757,7 @@ class Hub:
         role = self.auth.role_for(event.sender, device.group if device else self._group_of(to))
         if role is None:  # rate-limited: a stranger's flood gets a few answers, not one per message
             return self.refusals.gate(
-                bare(event.sender),
+                f"{bare(event.sender)} {to}",
                 now,
                 [
                     self._reply(event, "Sorry, you are not on this hub's list of operators. Nothing was done."),
@@ -976,7 +976,7 @@ class Hub:
     def _on_hub_chat(self, event: ChatReceived, now: float) -> list[Intent]:
         if self.auth.hub_role(event.sender) is None:
             return self.refusals.gate(
-                bare(event.sender),
+                f"{bare(event.sender)} {self.domain}",
                 now,
                 [
                     self._reply(event, "Sorry, you are not on this hub's list of operators."),

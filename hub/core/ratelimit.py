@@ -3,10 +3,11 @@
 Anyone on the federated XMPP network can write to a device. Each message from
 someone not on the operator list is refused and nothing is done, but an
 answer per message would turn the hub into an amplifier (and its log into a
-flood). :class:`RefusalLimiter` allows one refusal per sender per
-``interval`` seconds and, across all senders, at most ``burst`` refusals per
-``interval``; it remembers at most ``max_senders`` senders (the least recently
-refused are forgotten first), so its memory is bounded whatever the flood.
+flood). :class:`RefusalLimiter` allows one refusal per sender (the hub uses
+the pair of stranger and addressed JID) per ``interval`` seconds and, across
+all senders, at most ``burst`` refusals per ``interval``; it remembers at most
+``max_senders`` senders (the least recently refused are forgotten first), so
+its memory is bounded whatever the flood.
 """
 
 from __future__ import annotations

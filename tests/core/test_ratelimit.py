@@ -78,9 +78,12 @@ def test_stranger_flood_gets_few_replies_and_publishes_nothing(hub_binding: Bind
     assert len(replies) == 1
     assert replies[0].to == f"{STRANGER}/bot" and "not on this hub's list" in replies[0].body
     # A minute later the stranger is answered again, and told nothing else.
-    later = hub.handle(ChatReceived(STRANGER, DOMAIN, "devices"), 70.0)
+    later = hub.handle(ChatReceived(STRANGER, f"plug@{DOMAIN}", "on"), 70.0)
     assert [type(i) for i in later] == [SendChat, Log]
-    assert later[1] == Log("warning", "chat.refused", {"jid": STRANGER, "device": DOMAIN, "suppressed": 199})
+    assert later[1] == Log("warning", "chat.refused", {"jid": STRANGER, "device": f"plug@{DOMAIN}", "suppressed": 199})
+    # Writing to another JID (the hub's own) is answered once too.
+    assert [type(i) for i in hub.handle(ChatReceived(STRANGER, DOMAIN, "help"), 71.0)] == [SendChat, Log]
+    assert hub.handle(ChatReceived(STRANGER, DOMAIN, "help"), 72.0) == []
 
 
 def test_huge_body_from_a_stranger_is_refused_unread(hub_binding: Binding) -> None:
