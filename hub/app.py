@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from bridges.mqtt.embedded import EmbeddedBroker, EmbeddedBrokerOptions, Listener
 from bridges.mqtt.external import ExternalBroker, ExternalBrokerOptions
@@ -151,6 +152,7 @@ class App:
                     listeners=tuple(Listener(lc.name, lc.kind, lc.host, lc.port) for lc in mqtt.embedded.listeners),
                     users=dict(mqtt.embedded.users),
                     allow_anonymous=mqtt.embedded.allow_anonymous,
+                    **self._acl_options(),
                 ),
                 self.emit,
             )
@@ -170,6 +172,19 @@ class App:
             ),
             self.emit,
         )
+
+    def _acl_options(self) -> dict[str, Any]:
+        """The embedded broker's per-device ACL: by default each device's namespaces from the bindings."""
+        acl = self.config.mqtt.embedded.acl
+        if not acl.enabled:
+            return {}
+        own = self.core.router.device_namespaces("{username}")
+        publish = tuple(acl.publish) if acl.publish is not None else own
+        subscribe = tuple(acl.subscribe) if acl.subscribe is not None else publish
+        return {
+            "acl": {"publish": publish, "subscribe": subscribe},
+            "acl_unrestricted": frozenset(acl.unrestricted),
+        }
 
     def _restore(self) -> None:
         """Devices, alerts and unfinished commands from the last run, into the core before any event."""

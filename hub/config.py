@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hub.core.topics import TopicError, validate_topic_filter
 from hub.validation import ConfigError, Problem, problems_from, read_yaml
 
 
@@ -72,10 +73,37 @@ class ListenerConfig(_Strict):
         return value
 
 
+class AclConfig(_Strict):
+    """Per-device topic ACL of the embedded broker; ``{username}`` is the device's MQTT user name."""
+
+    enabled: bool = Field(default=True, description="Restrict each device to its own topics.")
+    publish: list[str] | None = Field(
+        default=None, description="Topic filters a device may publish to; default: its namespaces from the bindings."
+    )
+    subscribe: list[str] | None = Field(
+        default=None, description="Topic filters a device may subscribe to; default: as for publish."
+    )
+    unrestricted: list[str] = Field(default=[], description="MQTT users the ACL does not restrict (admin, tester).")
+
+    @field_validator("publish", "subscribe")
+    @classmethod
+    def _patterns(cls, patterns: list[str] | None) -> list[str] | None:
+        for pattern in patterns or []:
+            sample = pattern.replace("{username}", "u")
+            if "{" in sample or "}" in sample:
+                raise ValueError(f"{pattern!r}: only {{username}} may be written in braces")
+            try:
+                validate_topic_filter(sample)
+            except TopicError as exc:
+                raise ValueError(f"{pattern!r}: {exc}") from None
+        return patterns
+
+
 class EmbeddedConfig(_Strict):
     listeners: list[ListenerConfig] = [ListenerConfig()]
     allow_anonymous: bool = Field(default=False, description="Let devices connect without a password.")
     users: dict[str, str] = Field(default={}, description="MQTT username → argon2 hash (from 'hub passwd').")
+    acl: AclConfig = AclConfig()
 
     @field_validator("users")
     @classmethod

@@ -159,7 +159,13 @@ def _hub_config(tmp_path: Path, prosody: XmppServer, operator: str, mqtt_port: i
         yaml.safe_dump(
             {
                 "xmpp": {"domain": prosody.component_domain, "port": prosody.component_port},
-                "mqtt": {"embedded": {"listeners": [{"port": mqtt_port}], "users": users}},
+                "mqtt": {
+                    "embedded": {
+                        "listeners": [{"port": mqtt_port}],
+                        "users": users,
+                        "acl": {"unrestricted": ["tester"]},  # tester speaks for several devices
+                    }
+                },
                 "operators": {operator: {"role": "operator"}},
                 "devices": {"thermostat": {}, "plug-1": {}, "kitchen-temp": {}},
                 "alerts": TOO_WARM,

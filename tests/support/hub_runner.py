@@ -78,6 +78,7 @@ class HubRunner:
             data["mqtt"]["embedded"] = {
                 "listeners": [{"name": "default", "kind": "tcp", "host": "127.0.0.1", "port": self.mqtt_port}],
                 "users": {d: _hashed(DEVICE_PASSWORD) for d in (*self.devices, "tester")},
+                "acl": {"unrestricted": ["tester"]},  # each device keeps to devices/<id>/#; tests watch all
             }
         else:
             data["mqtt"]["external"] = {
