@@ -42,23 +42,23 @@ async def mosquitto_pub(port: int, topic: str, payload: str, user: str = "tester
 
 
 async def test_alert_while_xmpp_is_down_arrives_once_after_reconnect(
-    prosody: XmppServer,
+    xmpp_server: XmppServer,
     make_hub: Callable[..., HubRunner],  # noqa: F811
 ) -> None:
-    user = await prosody.new_user_async("admin")
-    runner = make_hub(prosody, "embedded", operators={user[0]: "viewer"}, alerts=TOO_WARM)
+    user = await xmpp_server.new_user_async("admin")
+    runner = make_hub(xmpp_server, "embedded", operators={user[0]: "viewer"}, alerts=TOO_WARM)
     jid = runner.jid("kitchen-temp")
     async with runner.running() as app:
-        async with Operator(prosody, *user) as op:
+        async with Operator(xmpp_server, *user) as op:
             await subscribed(op, jid)
-        await prosody.stop_async()
+        await xmpp_server.stop_async()
         await _until(lambda: not app.core.xmpp_up, "the hub to see the stream drop")
         await mosquitto_pub(runner.broker_port, "devices/kitchen-temp/telemetry", '{"temperature": 31.2}')
         await _until(lambda: len(app.core.held) == 1, "the alert to be held")
-        await prosody.start_async()
+        await xmpp_server.start_async()
         await _until(lambda: app.core.xmpp_up and not app.core.held, "the hub to reconnect and deliver", timeout=30)
         # The operator was offline when it was delivered: the server kept it for the next login.
-        async with Operator(prosody, *user, resource="after") as op:
+        async with Operator(xmpp_server, *user, resource="after") as op:
             alert = await op.next_message(jid)
             assert alert.body == "⚠ kitchen-temp: temperature 31.2 °C > 30 °C"
             await op.wait_presence(jid, lambda p: p.show == "dnd")
