@@ -153,6 +153,7 @@ class App:
                     users=dict(mqtt.embedded.users),
                     allow_anonymous=mqtt.embedded.allow_anonymous,
                     **self._acl_options(),
+                    max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,
             )

@@ -193,6 +193,9 @@ class LimitsConfig(_Strict):
     )
     max_queued_per_device: int = Field(default=10, ge=1, description="Commands waiting for one offline device.")
     max_queued_commands: int = Field(default=1000, ge=1, description="Commands waiting for offline devices, in all.")
+    max_connections: int = Field(
+        default=10_000, ge=1, description="Embedded broker: open MQTT connections per listener; more wait."
+    )
 
 
 class HubConfig(BaseSettings):
