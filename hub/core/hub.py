@@ -88,6 +88,11 @@ class HubSettings:
     queued_command_expiry: float = 3600.0
     max_queued_per_device: int = 10
     max_queued_commands: int = 1000
+    #: Presence coalescing: a device's presence goes out at most once per this many seconds;
+    #: changes in between are held and the latest one is sent when the interval is over (0: off).
+    presence_min_interval: float = 0.0
+    #: Presence stanzas per second for the whole hub (0: unlimited); past it, changes wait for a tick.
+    presence_budget: float = 0.0
     #: Makes correlation ids unique across restarts (the app draws it at random).
     session_tag: str = "h"
     format_time: Callable[[float], str] = _utc_clock
@@ -194,6 +199,10 @@ class Hub:
         self._held_version = self._saved_held_version = 0
         #: Devices changed since the last :meth:`take_changes`, and the commands it last saw.
         self._dirty: set[str] = set()
+        #: Presence coalescing: when each device's presence last went out, and the stanza budget.
+        self._presence_sent_at: dict[str, float] = {}
+        self._presence_tokens = settings.presence_budget
+        self._presence_filled_at: float | None = None
         self._saved_cids: frozenset[str] = frozenset()
         self.xmpp_up = False
         self.mqtt_up: bool | None = None  # None: not connected yet since start
@@ -644,11 +653,32 @@ class Hub:
         current = self._presence(device, now)
         if current == device.announced:
             return []
+        subscribers = self._authorized_subscribers(device.jid, device.group)
+        if subscribers and not self._may_send_presence(device.jid, len(subscribers), now):
+            return []  # held: a later refresh (at the latest the next tick) sends the then-current presence
         device.announced = current
         show, status = current
-        return [
-            SendPresence(device.jid, op, show, status) for op in self._authorized_subscribers(device.jid, device.group)
-        ]
+        return [SendPresence(device.jid, op, show, status) for op in subscribers]
+
+    def _may_send_presence(self, jid: str, stanzas: int, now: float) -> bool:
+        """Coalescing: at most one presence per device per ``presence_min_interval``, and at most
+        ``presence_budget`` stanzas per second in all (a token bucket holding one second's worth)."""
+        settings = self.settings
+        last = self._presence_sent_at.get(jid)
+        if last is not None and 0 <= now - last < settings.presence_min_interval:
+            return False
+        budget = settings.presence_budget
+        if budget > 0:
+            if self._presence_filled_at is not None:
+                elapsed = max(0.0, now - self._presence_filled_at)
+                self._presence_tokens = min(budget, self._presence_tokens + elapsed * budget)
+            self._presence_filled_at = now
+            if self._presence_tokens < min(stanzas, budget):
+                return False
+            self._presence_tokens -= stanzas
+        if settings.presence_min_interval > 0:
+            self._presence_sent_at[jid] = now
+        return True
 
     def _refresh_all(self, now: float) -> list[Intent]:
         out: list[Intent] = []
