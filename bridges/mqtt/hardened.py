@@ -405,6 +405,41 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             await self.retain_message(client_session, topic, message.data, qos)
         return True
 
+    # --- routing ----------------------------------------------------------------------------------
+
+    #: Filters with + or #; None when a filter came or went since they were listed.
+    _wildcards: list[str] | None = None
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        self._wildcards = None
+        return int(await super().add_subscription(subscription, session))
+
+    async def _del_all_subscriptions(self, session: Session) -> None:
+        await super()._del_all_subscriptions(session)
+        self._wildcards = None
+
+    def _routes(self, topic: str) -> list[list[tuple[Session, int]]]:
+        """The subscriber lists whose filter matches ``topic``.
+
+        Defect 6: amqtt matched every filter against every message, so with 5,000 devices each
+        subscribed to its own command topic a telemetry message cost 5,000 matches. A filter
+        without wildcards matches only the identical topic: one dict lookup. Only the wildcard
+        filters (few: the hub's, a dashboard's) are still matched one by one.
+        """
+        table = self._subscriptions
+        wildcards = self._wildcards
+        if wildcards is None:
+            wildcards = self._wildcards = [f for f in table if "+" in f or "#" in f]
+        routes = []
+        exact = table.get(topic)
+        if exact:
+            routes.append(exact)
+        for topic_filter in wildcards:
+            found = table.get(topic_filter)
+            if found and self._matches(topic, topic_filter):
+                routes.append(found)
+        return routes
+
     async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
         """Route one message to its subscribers.
 
@@ -419,9 +454,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         data: bytes = broadcast["data"]
         source: Session | None = broadcast["session"]
         publish_qos: int = broadcast.get("qos", QOS_2)
-        for topic_filter, subscriptions in list(self._subscriptions.items()):
-            if not self._matches(topic, topic_filter):
-                continue
+        for subscriptions in self._routes(topic):
             for target, sub_qos in list(subscriptions):
                 qos = min(publish_qos, sub_qos)
                 if not await self._topic_filtering(target, topic=topic, action=Action.RECEIVE):
