@@ -336,6 +336,7 @@ class Hub:
             alerts=tuple(
                 AlertRecord(name, s.since, s.last_sent, s.value, s.reading) for name, s in device.alerts.items()
             ),
+            session=device.session,
         )
 
     def restore(
@@ -369,6 +370,11 @@ class Hub:
                 continue
             device.available, device.sleeping = record.available, record.sleeping
             device.last_live, device.offline_since = record.last_live, record.offline_since
+            if record.session is not None:
+                # Its session was with the broker of the last run, which is gone: offline until it reconnects.
+                if device.online and device.offline_since is None:
+                    device.offline_since = record.last_live
+                device.session = False
             device.update_readings(dict(record.readings))
             for alert in record.alerts:
                 rule = rules.get(alert.rule)

@@ -39,6 +39,8 @@ class DeviceRecord:
     offline_since: float | None = None
     readings: tuple[tuple[str, Reading], ...] = ()
     alerts: tuple[AlertRecord, ...] = ()
+    #: Whether the embedded broker had a session open for it (None: no broker session seen, e.g. external).
+    session: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ def device_to_json(record: DeviceRecord) -> str:
             "offline_since": record.offline_since,
             "readings": dict(record.readings),
             "alerts": [[a.rule, a.since, a.last_sent, a.value, a.reading] for a in record.alerts],
+            "session": record.session,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -118,6 +121,7 @@ def device_from_json(text: str) -> DeviceRecord:
     try:
         data = json.loads(text)
         available = data["available"]
+        session = data.get("session")
         return DeviceRecord(
             jid=str(data["jid"]),
             binding=str(data["binding"]),
@@ -131,6 +135,7 @@ def device_from_json(text: str) -> DeviceRecord:
                 AlertRecord(str(rule), float(since), float(last), float(value), _reading(reading))
                 for rule, since, last, value, reading in data["alerts"]
             ),
+            session=None if session is None else bool(session),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RecordError(f"bad device record: {exc}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.core.events import Tick
+from hub.core.events import MqttClientConnected, Tick
 from hub.core.hub import Hub
 from hub.core.intents import PublishMqtt, SendChat
 from hub.core.mapping import Binding
@@ -30,6 +30,10 @@ def test_json_round_trip_keeps_every_field() -> None:
         alerts=(AlertRecord("hot", 10.0, 20.0, 31.5, 31.5),),
     )  # fmt: skip
     assert device_from_json(device_to_json(device)) == device
+    with_session = DeviceRecord("k1@hub.example", "hub", "k1", session=True)
+    assert device_from_json(device_to_json(with_session)) == with_session
+    older = device_to_json(with_session).replace(',"session":true', "")  # written before sessions were kept
+    assert device_from_json(older).session is None
     command = CommandRecord(
         "ab-1", "k1@hub.example", "op@example.org/phone", "set target 22 °C", 1.0, 6.0, "devices/k1/cmd",
         b'{"id":"ab-1"}\xff', expires=3601.0, queued_at=1.0, replace_key="target", expect=(("target", 22.0),),
@@ -126,3 +130,24 @@ def test_restore_skips_what_the_configuration_no_longer_has(hub_binding: Binding
     assert hub.pending == {}
     # The skipped command is still in the store: the next change rewrites the table without it.
     assert hub.take_changes().commands == ()
+
+
+def test_a_device_whose_broker_session_died_with_the_hub_is_offline_until_it_reconnects(
+    hub_binding: Binding,
+) -> None:
+    """Embedded broker: the device's session ended with the old process, whatever it said last."""
+    old = make_hub(hub_binding, subscriptions=SUBSCRIBERS)
+    up(old)
+    old.handle(MqttClientConnected("k1", "k1"), T0)
+    old.handle(status("k1", "online"), T0)
+    old.handle(telemetry("k1", READINGS), T0 + 30)
+    new = _restarted(old, hub_binding)
+    device = new.devices[K1]
+    assert not device.online and device.offline_since == T0 + 30
+    new.handle(chat(OPERATOR, "on"), T0 + 60)
+    assert [c.cid for c in new.queued[K1]] == ["h-1"]  # queued, not sent into the void
+    up(new, T0 + 61)
+    new.handle(MqttClientConnected("k1", "k1"), T0 + 62)
+    assert new.devices[K1].online
+    out = new.handle(status("k1", "online"), T0 + 62)  # live, but with the retain flag as amqtt passes it
+    assert [p.payload for p in of(PublishMqtt, out)] == [b'{"id":"h-1","set":{"power":"on"}}']
