@@ -104,6 +104,8 @@ def build_settings(config: HubConfig, profiles: Mapping[str, Profile], config_fi
         max_queued_per_device=config.limits.max_queued_per_device,
         max_queued_commands=config.limits.max_queued_commands,
         max_devices=config.limits.max_devices,
+        presence_min_interval=config.limits.presence_min_interval,
+        presence_budget=config.limits.presence_budget,
         accept_unknown_devices=config.accept_unknown_devices,
         session_tag=secrets.token_hex(3),
         format_time=_local_clock,

@@ -196,6 +196,10 @@ class LimitsConfig(_Strict):
     max_connections: int = Field(
         default=10_000, ge=1, description="Embedded broker: open MQTT connections per listener; more wait."
     )
+    presence_min_interval: float = Field(
+        default=1.0, ge=0, le=3600, description="Seconds between two presences of one device; the latest wins."
+    )
+    presence_budget: float = Field(default=1000.0, ge=0, description="Presence stanzas per second in all; 0: no limit.")
 
 
 class HubConfig(BaseSettings):
