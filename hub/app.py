@@ -155,6 +155,7 @@ class App:
                     users=dict(mqtt.embedded.users),
                     allow_anonymous=mqtt.embedded.allow_anonymous,
                     **self._acl_options(),
+                    max_publish_rate=mqtt.embedded.max_publish_rate,
                     max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,

@@ -104,6 +104,9 @@ class EmbeddedConfig(_Strict):
     allow_anonymous: bool = Field(default=False, description="Let devices connect without a password.")
     users: dict[str, str] = Field(default={}, description="MQTT username → argon2 hash (from 'hub passwd').")
     acl: AclConfig = AclConfig()
+    max_publish_rate: float | None = Field(
+        default=1000.0, gt=0, description="PUBLISH packets per second per connection; past it the client is slowed."
+    )
 
     @field_validator("users")
     @classmethod

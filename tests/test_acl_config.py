@@ -22,6 +22,7 @@ def _no_hub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _app(tmp_path: Path, text: str) -> App:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "hub.yaml"
     path.write_text("xmpp: {domain: hub.example, secret: s}\n" + textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return App(load_config(path))
@@ -85,3 +86,11 @@ def test_bad_patterns_are_reported_with_file_line_and_field(tmp_path: Path) -> N
     fields = [(p.line, p.field) for p in caught.value.problems]
     assert fields == [(5, "mqtt.embedded.acl.publish"), (6, "mqtt.embedded.acl.subscribe")]
     assert all(isinstance(p, Problem) and "devices/" in p.reason for p in caught.value.problems)
+
+
+def test_publish_rate_cap_from_the_file(tmp_path: Path) -> None:
+    app = _app(tmp_path, "\n")
+    assert isinstance(app.mqtt, EmbeddedBroker)
+    assert app.mqtt._options.max_publish_rate == 1000.0
+    off = _app(tmp_path / "off", "mqtt: {embedded: {max_publish_rate: null}}\n")
+    assert isinstance(off.mqtt, EmbeddedBroker) and off.mqtt._options.max_publish_rate is None

@@ -97,6 +97,9 @@ class EmbeddedBrokerOptions:
     acl: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Users the ACL does not restrict (an admin or test client).
     acl_unrestricted: frozenset[str] = frozenset()
+    #: PUBLISH packets per second one connection may send (bursts up to as many); past it the
+    #: broker reads that connection more slowly, so a flooding client slows only itself. None: no limit.
+    max_publish_rate: float | None = 1000.0
 
     def __post_init__(self) -> None:
         if not self.listeners:
@@ -111,6 +114,8 @@ class EmbeddedBrokerOptions:
                 raise ValueError(f"users: {username}: {exc}") from None
         if self.max_packet_bytes < 1 or self.max_queued_per_session < 1 or self.max_connections < 1:
             raise ValueError("max_packet_bytes, max_queued_per_session and max_connections must be positive")
+        if self.max_publish_rate is not None and self.max_publish_rate <= 0:
+            raise ValueError("max_publish_rate must be positive (or None for no limit)")
         unknown = set(self.acl) - {"publish", "subscribe"}
         if unknown:
             raise ValueError(f"acl: unknown action(s) {sorted(unknown)}: use 'publish' and 'subscribe'")
@@ -175,6 +180,7 @@ class EmbeddedBroker:
             max_queued_per_session=self._options.max_queued_per_session,
             connect_timeout_s=self._options.connect_timeout_s,
             acl=self._options.topic_acl(),
+            max_publish_rate=self._options.max_publish_rate,
         )
         await broker.start()
         self._broker = broker

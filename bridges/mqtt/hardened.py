@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -32,7 +33,7 @@ from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from bridges.mqtt.acl import TopicAcl
-from bridges.mqtt.framing import PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
+from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
     closes the connection (the Last Will fires, as for a dropped socket).
     """
 
-    def __init__(self, inner: Any, max_bytes: int, packet_timeout_s: float, peer: str) -> None:
+    def __init__(
+        self, inner: Any, max_bytes: int, packet_timeout_s: float, peer: str, publish_rate: float | None = None
+    ) -> None:
         self._inner = inner
         self._max = max_bytes
         self._packet_timeout = packet_timeout_s
@@ -68,6 +71,13 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         self._packet = b""
         self._at = 0
         self._first = True
+        # Token bucket of PUBLISH packets: past it, this connection is read more slowly (TCP pushes
+        # back on the sender alone) rather than letting one client fill the hub's event queue.
+        self._rate = publish_rate
+        self._tokens = publish_rate or 0.0
+        self._refilled_at = 0.0
+        #: Seconds this connection was held back for publishing too fast.
+        self.throttled_s = 0.0
 
     async def read(self, n: int = -1) -> bytes:
         if self._at >= len(self._packet):
@@ -108,7 +118,19 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
             raise ProtocolViolation(f"packet not complete after {self._packet_timeout:g} s") from None
         check_packet(head[0], body, first=self._first)
         self._first = False
+        if self._rate is not None and head[0] >> 4 == PUBLISH:
+            await self._throttle(self._rate)
         self._packet = head + encoded + body
+
+    async def _throttle(self, rate: float) -> None:
+        now = time.monotonic()
+        self._tokens = min(rate, self._tokens + (now - self._refilled_at) * rate)
+        self._refilled_at = now
+        self._tokens -= 1.0
+        if self._tokens < 0:
+            wait = -self._tokens / rate
+            self.throttled_s += wait
+            await asyncio.sleep(wait)
 
     def feed_eof(self) -> None:
         self._inner.feed_eof()
@@ -144,9 +166,11 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         max_queued_per_session: int,
         connect_timeout_s: float,
         acl: TopicAcl | None = None,
+        max_publish_rate: float | None = None,
     ) -> None:
         super().__init__(config)
         self._acl = acl
+        self._publish_rate = max_publish_rate
         self._max_packet_bytes = max_packet_bytes
         self._max_queued = max_queued_per_session
         self._connect_timeout_s = connect_timeout_s
@@ -179,7 +203,13 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         peer = writer.get_extra_info("peername")
         await self._client_connected(
             listener_name,
-            FramedReader(StreamReaderAdapter(reader), self._max_packet_bytes, self._connect_timeout_s, str(peer)),
+            FramedReader(
+                StreamReaderAdapter(reader),
+                self._max_packet_bytes,
+                self._connect_timeout_s,
+                str(peer),
+                self._publish_rate,
+            ),
             StreamWriterAdapter(writer),
         )
 
@@ -187,7 +217,13 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         peer = getattr(websocket, "remote_address", None)
         await self._client_connected(
             listener_name,
-            FramedReader(WebSocketsReader(websocket), self._max_packet_bytes, self._connect_timeout_s, str(peer)),
+            FramedReader(
+                WebSocketsReader(websocket),
+                self._max_packet_bytes,
+                self._connect_timeout_s,
+                str(peer),
+                self._publish_rate,
+            ),
             WebSocketsWriter(websocket),
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -260,17 +261,7 @@ async def test_publish_flood_affects_only_the_flooder() -> None:
     async with embedded_broker() as running, with_bystander(running) as bystander:
         _reader, writer = await raw_connect(running.port, "flooder", keepalive=60)
         packet = publish(b"devices/flooder/telemetry", b'{"n": 1}') * 100
-        stop = asyncio.Event()
-
-        async def flood() -> int:
-            sent = 0
-            while not stop.is_set():
-                writer.write(packet)
-                await writer.drain()
-                sent += 100
-            return sent
-
-        flooding = asyncio.create_task(flood())
+        flooding = asyncio.create_task(_write_for(writer, packet, 4.0))
         try:
             await asyncio.sleep(0.5)
             worst = 0.0
@@ -278,7 +269,43 @@ async def test_publish_flood_affects_only_the_flooder() -> None:
                 worst = max(worst, await round_trip(bystander, "devices/bystander/telemetry", b"flood-%d" % index))
             assert worst < 2.0, f"a round trip took {worst:.2f} s during the flood"
         finally:
-            stop.set()
             sent = await flooding
-            writer.close()
         assert sent > 1000
+
+
+async def test_publish_rate_per_connection_is_capped() -> None:
+    """Past max_publish_rate the broker reads the flooder more slowly: the core hears at most that rate from it,
+    while the bystander's publishes are not held back."""
+    async with embedded_broker(max_publish_rate=200.0) as running, with_bystander(running) as bystander:
+        _reader, writer = await raw_connect(running.port, "flooder", keepalive=60)
+        packet = publish(b"devices/flooder/telemetry", b"{}") * 100
+        started = time.monotonic()
+        flooding = asyncio.create_task(_write_for(writer, packet, 2.0))
+        for index in range(5):
+            assert await round_trip(bystander, "devices/bystander/telemetry", b"capped-%d" % index) < 1.0
+        sent = await flooding
+        elapsed = time.monotonic() - started
+        heard = sum(1 for e in running.events.of_type(MqttMessageReceived) if e.topic == "devices/flooder/telemetry")
+        assert sent > heard >= 200, (sent, heard)
+        assert heard <= 200 * (elapsed + 1.0) + 50, f"{heard} messages in {elapsed:.1f} s"
+
+
+async def _write_for(writer: asyncio.StreamWriter, packet: bytes, seconds: float) -> int:
+    """Write ``packet`` as fast as the broker reads it for ``seconds``, then drop the socket with a reset
+    (``abort``) so that nothing left in the socket buffers is read after the test."""
+    sent = 0
+    deadline = time.monotonic() + seconds
+    transport = writer.transport
+    # A small send buffer keeps the backlog in flight small: what counts is how fast the broker reads.
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+    try:
+        while time.monotonic() < deadline:
+            if transport.get_write_buffer_size() > 16 * 1024:
+                await asyncio.sleep(0.005)
+                continue
+            writer.write(packet)
+            sent += packet.count(b"/flooder/telemetry")
+            await asyncio.sleep(0)
+    finally:
+        transport.abort()
+    return sent
