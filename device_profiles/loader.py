@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from device_profiles.schema import ProfileModel
+from device_profiles.schema import CommandsModel, FieldModel, ProfileModel, PropertyModel
 from hub.core.profile import (
+    AvailabilityMode,
     AvailabilitySpec,
     CommandSpec,
+    DiscoverySpec,
+    FieldSpec,
     Profile,
     PropertyKind,
     PropertySpec,
@@ -25,6 +28,36 @@ from hub.validation import ConfigError, Problem, read_yaml, validate
 BUILTIN_DIR = Path(__file__).parent
 
 
+def _command(model: CommandsModel) -> CommandSpec:
+    return CommandSpec(
+        TopicTemplate.parse(model.topic), model.set_payload, model.verb_payload, model.qos, model.retain
+    )
+
+
+def _property(name: str, p: PropertyModel) -> PropertySpec:
+    return PropertySpec(
+        name,
+        PropertyKind(p.kind),
+        p.min,
+        p.max,
+        p.step,
+        tuple(p.choices),
+        p.unit,
+        p.max_length,
+        p.echo,
+        key=p.key,
+        to_device=dict(p.to_device),
+        command=_command(p.command) if p.command else None,
+        help=p.help,
+    )
+
+
+def _field(name: str, f: FieldModel | str) -> FieldSpec:
+    if isinstance(f, str):
+        return FieldSpec(name, f)
+    return FieldSpec(name, f.path, f.scale, f.offset, dict(f.values))
+
+
 def to_profile(model: ProfileModel) -> Profile:
     """The core's frozen view of a validated profile."""
     t = TopicTemplate.parse
@@ -34,47 +67,48 @@ def to_profile(model: ProfileModel) -> Profile:
         id_slot=model.id_slot,
         defaults=dict(model.defaults),
         expected_interval=model.expected_interval,
-        availability=(
+        availability=tuple(
             AvailabilitySpec(
-                t(model.availability.topic),
-                tuple(model.availability.online),
-                tuple(model.availability.offline),
-                tuple(model.availability.sleeping),
+                t(a.topic), tuple(a.online), tuple(a.offline), tuple(a.sleeping), a.path, tuple(a.transitional)
             )
-            if model.availability
-            else None
+            for a in model.availability_list
         ),
-        telemetry=tuple(TelemetrySpec(t(m.topic), m.codec, m.field) for m in model.telemetry),
-        commands=(
-            CommandSpec(t(model.commands.topic), model.commands.set_payload, model.commands.verb_payload)
-            if model.commands
-            else None
+        availability_mode=AvailabilityMode(model.availability_mode),
+        telemetry=tuple(
+            TelemetrySpec(
+                t(m.topic),
+                m.codec,
+                m.field,
+                tuple(_field(name, f) for name, f in m.fields.items()),
+                m.keep_unmapped,
+                m.template,
+            )
+            for m in model.telemetry
         ),
+        commands=_command(model.commands) if model.commands else None,
         result=(
             ResultSpec(t(model.result.topic), model.result.id_field, model.result.ok_field, model.result.message_field)
             if model.result
             else None
         ),
         readings={
-            key: ReadingSpec(key, r.label or key, r.unit, r.show_label, r.precision)
+            key: ReadingSpec(key, r.label or key, r.unit, r.show_label, r.precision, r.device_class)
             for key, r in model.readings.items()
         },
-        properties={
-            name: PropertySpec(
+        properties={name: _property(name, p) for name, p in model.properties.items()},
+        verbs={
+            name: VerbSpec(
                 name,
-                PropertyKind(p.kind),
-                p.min,
-                p.max,
-                p.step,
-                tuple(p.choices),
-                p.unit,
-                p.max_length,
-                p.echo,
+                v.help,
+                Role(v.role),
+                _command(v.command) if v.command else None,
+                _property(name, v.param) if v.param else None,
             )
-            for name, p in model.properties.items()
+            for name, v in model.verbs.items()
         },
-        verbs={name: VerbSpec(name, v.help, Role(v.role)) for name, v in model.verbs.items()},
         switch=SwitchSpec(**model.switch.model_dump()) if model.switch else None,
+        discovery=tuple(DiscoverySpec(t(d.topic), d.mapper) for d in model.discovery),
+        rank=model.rank,
     )
 
 

@@ -29,7 +29,16 @@ from hub.core.auth import Grant
 from hub.core.device import DeviceConfig
 from hub.core.events import ChatUndelivered, Event, MqttLinkUp, Tick, XmppLinkUp
 from hub.core.hub import Hub, HubSettings
-from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, SendSubscription, StoreSubscription
+from hub.core.intents import (
+    Intent,
+    Log,
+    PublishMqtt,
+    SendChat,
+    SendPresence,
+    SendSubscription,
+    StoreSubscription,
+    SubscribeMqtt,
+)
 from hub.core.mapping import Binding, MappingError, Router
 from hub.core.ports import MqttPort
 from hub.core.profile import Profile, Role
@@ -308,6 +317,8 @@ class App:
             match intent:
                 case PublishMqtt():
                     await self.mqtt.publish(intent)
+                case SubscribeMqtt(topics=topics):
+                    await self.mqtt.subscribe(topics)
                 case SendChat(sender=sender, to=to, body=body) if not self.xmpp.connected:
                     self.emit(ChatUndelivered(sender, to, body))  # the core holds it for the reconnect
                 case SendPresence() | SendSubscription() | SendChat():

@@ -213,3 +213,6 @@ class EmbeddedBroker:
         await context.broadcast_message(intent.topic, intent.payload, qos=intent.qos)
         if intent.retain:
             await context.retain_message(intent.topic, intent.payload, qos=intent.qos)
+
+    async def subscribe(self, topics: tuple[str, ...]) -> None:
+        """Nothing to do: the hub sees every message its own broker carries."""

@@ -44,6 +44,7 @@ from aiomqtt.exceptions import MqttConnectError
 from hub.core.events import MqttLinkDown, MqttLinkUp, MqttMessageReceived
 from hub.core.intents import PublishMqtt
 from hub.core.ports import EventSink
+from hub.core.topics import filter_matches
 
 __all__ = ["ExternalBroker", "ExternalBrokerOptions"]
 
@@ -107,6 +108,8 @@ class ExternalBroker:
         self._connect_attempts = 0
         self._last_error: str | None = None
         self._up_since: float | None = None  # loop time of the current session's MqttLinkUp
+        #: Topics discovered devices named, beyond the configured filters; subscribed again on every connect.
+        self._extra: dict[str, None] = {}
 
     # -- observable state (health checks, tests) --------------------------------------------------
 
@@ -250,8 +253,23 @@ class ExternalBroker:
             logger=log.getChild("aiomqtt"),
         )
 
+    async def subscribe(self, topics: tuple[str, ...]) -> None:
+        """Also receive these topics (a discovered device's), now if connected and after every reconnect."""
+        new = [t for t in topics if t not in self._extra and not self._covered(t)]
+        for topic in new:
+            self._extra[topic] = None
+        client = self._client
+        if new and client is not None:
+            try:
+                await client.subscribe([(t, self._options.qos) for t in new], timeout=self._options.timeout)
+            except aiomqtt.MqttError as exc:
+                log.warning("mqtt external broker: subscribing to %d discovered topics failed: %s", len(new), exc)
+
+    def _covered(self, topic: str) -> bool:
+        return any(filter_matches(f, topic) for f in self._options.subscriptions)
+
     async def _subscribe(self, client: aiomqtt.Client) -> None:
-        filters = self._options.subscriptions
+        filters = self._options.subscriptions + tuple(self._extra)
         if not filters:
             return
         granted = await client.subscribe([(f, self._options.qos) for f in filters])

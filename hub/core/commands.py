@@ -51,6 +51,8 @@ class SetProperty:
 @dataclass(frozen=True, slots=True)
 class RunVerb:
     name: str
+    #: The words after the verb (``dim 40``), checked against the verb's parameter later.
+    arg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,8 @@ def parse_device_command(text: str) -> DeviceCommand:
         return Query(words[0][:-1])
     if len(words) == 1:
         return RunVerb(head)
+    if len(rest) == 1 and head.isidentifier() and head not in ("help", "status", "set"):
+        return RunVerb(head, rest[0])
     raise CommandError(f"Unknown command '{head}'. Write 'help' for the commands.")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hub.core import replies
 from hub.core.alerts import AlertRule, AlertState, Notice, due_repeat, evaluate
 from hub.core.auth import Authorizer, Grant
-from hub.core.codecs import CODECS, PayloadError, Reading
+from hub.core.codecs import PayloadError, Reading
 from hub.core.commands import (
     CommandError,
     Help,
@@ -24,13 +24,17 @@ from hub.core.commands import (
     SetProperty,
     Status,
     Switch,
+    describe_property,
     format_number,
     parse_device_command,
     parse_hub_command,
     switch_property,
     validate_value,
 )
+from hub.core.decoding import Availability, decode_availability, decode_telemetry
 from hub.core.device import Device, DeviceConfig, alert_text
+from hub.core.discovered import DiscoveryBook
+from hub.core.discovery import DiscoveredDevice
 from hub.core.events import (
     ChatReceived,
     ChatUndelivered,
@@ -56,14 +60,16 @@ from hub.core.intents import (
     SendSubscription,
     Show,
     StoreSubscription,
+    SubscribeMqtt,
 )
 from hub.core.jid import bare
 from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
 from hub.core.payloads import TemplateError, render
 from hub.core.presence import derive, format_reading
-from hub.core.profile import Role
+from hub.core.profile import AvailabilityMode, Profile, PropertySpec, Role
 from hub.core.ratelimit import RefusalLimiter
 from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord, OutboxRecord
+from hub.core.topics import TopicError
 
 
 def _utc_clock(timestamp: float) -> str:
@@ -208,6 +214,10 @@ class Hub:
         self.mqtt_up: bool | None = None  # None: not connected yet since start
         self.mqtt_down_since: float | None = None
         self.hub_announced: tuple[Show, str] | None = None
+        #: Discovery: descriptions per source, each discovered device's wanted parent, ids and aliases → JID.
+        self.discovery = DiscoveryBook()
+        self._wanted_parent: dict[str, str | None] = {}
+        self._identity: dict[str, str] = {}
         for config in settings.devices.values():
             binding = self._binding_for_config(config)
             if binding is not None:
@@ -496,15 +506,22 @@ class Hub:
     # ------------------------------------------------------------------ MQTT traffic
 
     def _on_mqtt_message(self, event: MqttMessageReceived, now: float) -> list[Intent]:
-        route = self.router.route(event.topic)
-        if route is None or route.role is TopicRole.COMMAND:
-            return []
+        rule = self.router.discovery_rule(event.topic)
+        if rule is not None:
+            return self._on_discovery(rule, event, now)
+        out: list[Intent] = []
+        for route in self.router.routes(event.topic):
+            if route.role is not TopicRole.COMMAND:
+                out += self._on_device_message(route, event, now)
+        return out
+
+    def _on_device_message(self, route: Route, event: MqttMessageReceived, now: float) -> list[Intent]:
         device, out = self._device_for_route(route, event.topic, now)
         if device is None:
             return out
         was_online = device.online
         if route.role is TopicRole.AVAILABILITY:
-            out += self._on_availability(device, event, now)
+            out += self._on_availability(device, route.index, event, now)
         elif route.role is TopicRole.TELEMETRY:
             out += self._on_telemetry(device, route, event, now)
         elif route.role is TopicRole.RESULT:
@@ -518,30 +535,185 @@ class Hub:
         self._dirty.add(device.jid)
         if device.jid in self.queued and device.online and (not event.retain or route.role is TopicRole.AVAILABILITY):
             out += self._deliver_queued(device, now)
+        out += self._refresh(device, now)
+        if was_online != device.online:
+            out += self._refresh_children(device, now)
+        return out
+
+    # ------------------------------------------------------------------ discovery
+
+    def _on_discovery(self, rule: Route, event: MqttMessageReceived, now: float) -> list[Intent]:
+        binding = rule.binding
+        spec = binding.profile.discovery[rule.index]
+        changes = self.discovery.take(binding, spec.mapper, event.topic, event.payload)
+        out: list[Intent] = list(changes.logs)
+        for gone_binding, device_id in changes.gone:
+            out += self._remove_discovered(gone_binding, device_id, now)
+        for described_binding, described in changes.described:
+            out += self._describe(described_binding, described, event.topic, now)
+        out += self._link_parents(now)
+        return out
+
+    def _describe(self, binding: Binding, described: DiscoveredDevice, topic: str, now: float) -> list[Intent]:
+        """Create or update the contact of a device a discovery message described."""
+        device_id = described.device_id
+        config = self.settings.devices.get(device_id)
+        if config is not None and config.binding is not None and config.binding != binding.name:
+            return [Log("info", "discovery.overridden", {"device": device_id, "binding": config.binding})]
+        owner = self._identity_owner(binding, described)
+        if owner is not None and owner.binding.profile.rank >= binding.profile.rank:
+            return [
+                Log(
+                    "info",
+                    "discovery.duplicate",
+                    {"device": device_id, "via": binding.name, "listed_as": owner.jid, "by": owner.binding.name},
+                )
+            ]
+        out: list[Intent] = []
+        if owner is not None:  # a convention of lower rank listed it first: the better description takes over
+            out += self._remove_discovered(owner.binding, owner.device_id, now, why=f"listed through {binding.name}")
+        try:
+            jid = self.router.jid_for(binding, device_id)
+        except MappingError as exc:
+            return [Log("warning", "device.bad_id", {"topic": topic, "reason": str(exc)})]
+        device = self.devices.get(jid)
+        if device is not None and (device.binding.name != binding.name or device.device_id != device_id):
+            return [Log("warning", "device.jid_collision", {"topic": topic, "jid": jid, "owner": device.device_id})]
+        if device is None:
+            if not self.settings.accept_unknown_devices and config is None:
+                return [Log("debug", "device.unknown_ignored", {"topic": topic})]
+            if len(self.devices) >= self.settings.max_devices:
+                return [Log("warning", "device.limit", {"topic": topic, "max": self.settings.max_devices})]
+            device = self._create(binding, device_id, now)
+            created = True
+        else:
+            created = False
+        device.own_profile = described.profile
+        device.model = described.model
+        device.name = config.name if config is not None and config.name else described.name or device_id
+        if not (config and config.expected_interval):
+            device.expected_interval = described.profile.expected_interval
+        self._wanted_parent[device.jid] = described.parent
+        for alias in {device_id.lower(), *described.aliases}:
+            self._identity[alias] = device.jid
+        new_topics = self.router.set_device_topics(binding, device_id, described.profile)
+        if new_topics:
+            out.append(SubscribeMqtt(tuple(new_topics)))
+        self._dirty.add(device.jid)
+        if created:
+            out.append(Log("info", "device.new", {"device": device_id, "jid": device.jid, "topic": topic}))
+            out += self._offer_new_device(device)
+        else:
+            out.append(Log("debug", "device.described", {"device": device_id, "topic": topic}))
         return out + self._refresh(device, now)
 
-    def _on_availability(self, device: Device, event: MqttMessageReceived, now: float) -> list[Intent]:
-        spec = device.binding.profile.availability
-        assert spec is not None
-        text = event.payload[:256].decode("utf-8", "replace").strip().lower()
-        if text in (v.lower() for v in spec.online):
+    def _identity_owner(self, binding: Binding, described: DiscoveredDevice) -> Device | None:
+        """Another contact for the same physical device (same id or alias), through another binding."""
+        for key in (described.device_id.lower(), *described.aliases):
+            jid = self._identity.get(key)
+            device = self.devices.get(jid) if jid else None
+            if device is not None and device.binding.name != binding.name:
+                return device
+        return None
+
+    def _remove_discovered(self, binding: Binding, device_id: str, now: float, why: str = "") -> list[Intent]:
+        """A device no description names any more: it leaves the hub, its subscribers see it go offline."""
+        self.router.clear_device_topics(binding, device_id)
+        try:
+            jid = self.router.jid_for(binding, device_id)
+        except MappingError:
+            return []
+        device = self.devices.get(jid)
+        if device is None or device.binding.name != binding.name:
+            return []
+        del self.devices[jid]
+        self._wanted_parent.pop(jid, None)
+        for key in [k for k, v in self._identity.items() if v == jid]:
+            del self._identity[key]
+        siblings = self._by_id.get(device_id, [])
+        if device in siblings:
+            siblings.remove(device)
+        if not siblings:
+            self._by_id.pop(device_id, None)
+        for other in self.devices.values():
+            if other.parent is device:
+                other.parent = None
+        status = f"removed from {binding.name}" + (f" ({why})" if why else "")
+        out: list[Intent] = [Log("info", "device.removed", {"device": device_id, "jid": jid, "binding": binding.name})]
+        if self.xmpp_up:
+            out += [
+                SendPresence(jid, op, Show.UNAVAILABLE, status)
+                for op in self._authorized_subscribers(jid, device.group)
+            ]
+        return out
+
+    def _link_parents(self, now: float) -> list[Intent]:
+        """Point each discovered device at its parent once both are known; presence follows."""
+        out: list[Intent] = []
+        for jid, parent_id in self._wanted_parent.items():
+            device = self.devices.get(jid)
+            if device is None:
+                continue
+            parent = None
+            if parent_id is not None:
+                try:
+                    parent = self.devices.get(self.router.jid_for(device.binding, parent_id))
+                except MappingError:
+                    parent = None
+            if parent is not device.parent and parent is not device:
+                device.parent = parent
+                out += self._refresh(device, now)
+        return out
+
+    def _refresh_children(self, parent: Device, now: float) -> list[Intent]:
+        out: list[Intent] = []
+        for device in self.devices.values():
+            if device.parent is parent:
+                out += self._refresh(device, now)
+        return out
+
+    def _on_availability(self, device: Device, index: int, event: MqttMessageReceived, now: float) -> list[Intent]:
+        specs = device.profile.availability
+        if index >= len(specs):
+            return []
+        try:
+            said = decode_availability(specs[index], event.payload)
+        except PayloadError as exc:
+            return [Log("warning", "payload.bad_availability", {"topic": event.topic, "reason": str(exc)})]
+        if said is Availability.UNCHANGED:
+            return []
+        device.availability_by[index] = said is not Availability.OFFLINE
+        available = self._combined_availability(device, index)
+        if available and said is Availability.SLEEPING:
+            device.available, device.sleeping = True, True
+        elif available:
             device.available, device.sleeping = True, False
             if not event.retain:
                 device.last_live = now
-        elif text in (v.lower() for v in spec.sleeping):
-            device.available, device.sleeping = True, True
-        elif text in (v.lower() for v in spec.offline):
+        else:
             if device.available is not False:
                 device.offline_since = None if event.retain and device.available is None else now
             device.available, device.sleeping = False, False
-        else:
-            return [Log("warning", "payload.bad_availability", {"topic": event.topic, "payload": text[:64]})]
         return []
 
+    @staticmethod
+    def _combined_availability(device: Device, index: int) -> bool:
+        """What several availability topics say together, by the profile's mode (HA ``availability_mode``)."""
+        said = device.availability_by
+        match device.profile.availability_mode:
+            case AvailabilityMode.ALL:
+                return len(said) == len(device.profile.availability) and all(said.values())
+            case AvailabilityMode.ANY:
+                return any(said.values())
+            case _:
+                return said[index]
+
     def _on_telemetry(self, device: Device, route: Route, event: MqttMessageReceived, now: float) -> list[Intent]:
-        spec = device.binding.profile.telemetry[route.index]
+        specs = device.profile.telemetry
+        if route.index >= len(specs):
+            return []
         try:
-            readings = CODECS[spec.codec](event.payload, spec.field)
+            readings = decode_telemetry(specs[route.index], event.payload)
         except PayloadError as exc:
             return [
                 Log(
@@ -556,8 +728,9 @@ class Hub:
         return out
 
     def _on_result(self, device: Device, event: MqttMessageReceived, now: float) -> list[Intent]:
-        spec = device.binding.profile.result
-        assert spec is not None
+        spec = device.profile.result
+        if spec is None:
+            return []
         try:
             answer = json.loads(event.payload[:65536].decode("utf-8"))
         except (ValueError, RecursionError):  # bad UTF-8/JSON, a too long number, too deep nesting
@@ -600,7 +773,7 @@ class Hub:
                 state = ""
                 if pending.toggle_key is not None:
                     state = ": " + format_reading(
-                        device.binding.profile, pending.toggle_key, device.readings[pending.toggle_key], True
+                        device.profile, pending.toggle_key, device.readings[pending.toggle_key], True
                     )
                 out.append(
                     SendChat(
@@ -634,7 +807,7 @@ class Hub:
                 )
             elif notice is Notice.CLEARED:
                 old = device.alerts.pop(rule.name)
-                value = format_reading(device.binding.profile, rule.field, readings[rule.field], True)
+                value = format_reading(device.profile, rule.field, readings[rule.field], True)
                 since = self.settings.format_time(old.since)
                 out += self._tell_subscribers(device, f"✓ {device.name}: back to normal, {value} (alert since {since})")
                 out.append(Log("info", "alert.cleared", {"device": device.device_id, "rule": rule.name}))
@@ -833,12 +1006,12 @@ class Hub:
             known = ", ".join(sorted(device.readings)) or "none yet"
             return f"{device.device_id} has no reading '{name}'. Known: {known}."
         key = matches[0]
-        return format_reading(device.binding.profile, key, device.readings[key], with_label=True)
+        return format_reading(device.profile, key, device.readings[key], with_label=True)
 
     def _command(
         self, event: ChatReceived, device: Device, role: Role, command: Switch | SetProperty | RunVerb, now: float
     ) -> list[Intent]:
-        profile = device.binding.profile
+        profile = device.profile
         operator = bare(event.sender)
         if isinstance(command, RunVerb) and command.name not in profile.verbs:
             return [
@@ -854,7 +1027,7 @@ class Hub:
                 ),
                 Log("warning", "command.forbidden", {"jid": operator, "device": device.device_id, "role": role.value}),
             ]
-        if profile.commands is None:
+        if not self._takes_commands(profile):
             return [self._reply(event, f"{device.device_id} takes no commands.")]
         if device.online and len(self.pending) >= self.settings.max_pending_commands:
             return [self._reply(event, "The hub has too many commands waiting for confirmation; try again shortly.")]
@@ -862,11 +1035,22 @@ class Hub:
         cid = f"{self.settings.session_tag}-{self._next_cid}"
         values: dict[str, Reading] = {**profile.defaults, **device.binding.slots, "cid": cid, "id": device.device_id}
         pending = PendingCommand(cid, device.jid, event.sender, "", now, now + self.settings.confirm_timeout)
+        topic_values: dict[str, str] = {}
         try:
             if isinstance(command, RunVerb):
-                values["verb"] = command.name
-                template = profile.commands.verb_payload
+                verb = profile.verbs[command.name]
+                where = verb.command or profile.commands
+                values["verb"] = topic_values["verb"] = command.name
                 pending.summary = command.name
+                if verb.param is not None and command.arg is None:
+                    raise CommandError(f"Usage: {command.name} <{describe_property(verb.param)}>.")
+                if verb.param is None and command.arg is not None:
+                    raise CommandError(f"'{command.name}' takes no argument.")
+                if verb.param is not None and command.arg is not None:
+                    arg = validate_value(verb.param, command.arg)
+                    values["arg"] = self._to_device(verb.param, arg)
+                    pending.summary = f"{command.name} {format_number(arg) if isinstance(arg, float) else arg}"
+                template = where.verb_payload if where else None
             else:
                 if isinstance(command, Switch):
                     spec = switch_property(profile, command.channel)
@@ -896,13 +1080,17 @@ class Hub:
                     pending.summary = f"set {spec.name} {shown}{unit}"
                 if pending.toggle_key is None:
                     pending.expect = {spec.echo_key: value}
-                values["property"], values["value"] = spec.name, value
-                template = profile.commands.set_payload
+                where = spec.command or profile.commands
+                values["property"] = topic_values["property"] = spec.device_key
+                values["value"] = self._to_device(spec, value)
+                template = where.set_payload if where else None
+            if where is None or template is None:
+                raise CommandError(f"{device.device_id} cannot be sent that command.")
             payload = render(template, values)
-            topic = self.router.topic_for(device.binding, profile.commands.topic, device.device_id)
+            topic = self.router.topic_for(device.binding, where.topic, device.device_id, topic_values)
         except CommandError as exc:
             return [self._reply(event, str(exc))]
-        except TemplateError as exc:
+        except (TemplateError, TopicError, KeyError) as exc:
             return [
                 self._reply(event, "This device's profile cannot build that command; nothing was sent."),
                 Log("error", "profile.bad_template", {"profile": profile.name, "reason": str(exc)}),
@@ -912,7 +1100,7 @@ class Hub:
             return self._queue(event, device, pending, now)
         self.pending[cid] = pending
         return [
-            PublishMqtt(topic, payload, qos=1),
+            PublishMqtt(topic, payload, qos=where.qos, retain=where.retain),
             self._reply(event, f"→ sent: {pending.summary}"),
             Log(
                 "info",
@@ -920,6 +1108,24 @@ class Hub:
                 {"jid": operator, "device": device.device_id, "command": pending.summary, "cid": cid, "topic": topic},
             ),
         ]
+
+    @staticmethod
+    def _takes_commands(profile: Profile) -> bool:
+        return (
+            profile.commands is not None
+            or any(p.command for p in profile.properties.values())
+            or any(v.command for v in profile.verbs.values())
+        )
+
+    @staticmethod
+    def _to_device(spec: PropertySpec, value: Reading) -> Reading:
+        """The device's word for a value (``on`` → ``ON``), by the property's ``to_device`` map."""
+        if spec.to_device:
+            text = str(value).lower() if not isinstance(value, bool) else ("true" if value else "false")
+            for chosen, sent in spec.to_device.items():
+                if chosen.lower() == text:
+                    return sent
+        return value
 
     def _queue(self, event: ChatReceived, device: Device, command: PendingCommand, now: float) -> list[Intent]:
         """Keep a command for an offline device until it is back or the command expires.
@@ -1053,7 +1259,7 @@ class Hub:
                 if device is not None and pending.expect:
                     key = next(iter(pending.expect))
                     if key in device.readings:
-                        note = f" ({format_reading(device.binding.profile, key, device.readings[key], True)} still)"
+                        note = f" ({format_reading(device.profile, key, device.readings[key], True)} still)"
                 out.append(
                     SendChat(
                         pending.device_jid,

@@ -26,6 +26,13 @@ class PublishMqtt:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscribeMqtt:
+    """Topics a discovered device named that the hub's subscriptions may not cover yet (external broker)."""
+
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SendPresence:
     sender: str  # bare JID of the device (or the component domain)
     to: str  # bare JID of the operator
@@ -69,4 +76,4 @@ class Log:
     fields: Mapping[str, object] = field(default_factory=dict)
 
 
-Intent = PublishMqtt | SendPresence | SendSubscription | SendChat | StoreSubscription | Log
+Intent = PublishMqtt | SubscribeMqtt | SendPresence | SendSubscription | SendChat | StoreSubscription | Log

@@ -26,6 +26,7 @@ class TopicRole(Enum):
     TELEMETRY = "telemetry"
     RESULT = "result"
     COMMAND = "command"  # our own outgoing topic, seen again on an external broker
+    DISCOVERY = "discovery"  # a message that describes devices, read by the binding's mapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class Route:
     binding: Binding
     role: TopicRole
     device_id: str
-    index: int = 0  # which telemetry spec
+    index: int = 0  # which telemetry, availability or discovery spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,9 @@ class Router:
             rules.extend(self._rules_of(binding))
         self._check_overlaps(rules)
         self._rules = tuple(rules)
+        #: Topics that discovered devices named, each routed to the device(s) that read it.
+        self._exact: dict[str, list[Route]] = {}
+        self._exact_of: dict[tuple[str, str], list[str]] = {}
         self._by_first_level: dict[str | None, list[_Rule]] = {}
         for rule in rules:
             first = rule.template.levels[0]
@@ -86,6 +90,9 @@ class Router:
 
         def add(role: TopicRole, template: TopicTemplate, index: int = 0) -> None:
             filled = binding.template(template)
+            if role is TopicRole.DISCOVERY:  # describes devices, so it names none: its slots match anything
+                found.append(_Rule(binding, role, filled, index))
+                return
             missing = [s for s in filled.slots if s != id_slot]
             if missing:
                 raise MappingError(
@@ -98,8 +105,10 @@ class Router:
                 )
             found.append(_Rule(binding, role, filled, index))
 
-        if profile.availability:
-            add(TopicRole.AVAILABILITY, profile.availability.topic)
+        for index, availability in enumerate(profile.availability):
+            add(TopicRole.AVAILABILITY, availability.topic, index)
+        for index, discovery in enumerate(profile.discovery):
+            add(TopicRole.DISCOVERY, discovery.topic, index)
         for index, telemetry in enumerate(profile.telemetry):
             add(TopicRole.TELEMETRY, telemetry.topic, index)
         if profile.result:
@@ -133,6 +142,8 @@ class Router:
         """
         found: list[str] = []
         for rule in self._rules:
+            if rule.role is TopicRole.DISCOVERY:
+                continue
             parts: list[str] = []
             for level in rule.template.levels:
                 text = getattr(level, "text", None)  # a literal level; the only slot left is the id
@@ -157,16 +168,86 @@ class Router:
             validate_topic_name(topic)
         except TopicError:
             return None
+        exact = self._exact.get(topic)
+        if exact:
+            return exact[0]
         first = topic.split("/", 1)[0]
         candidates = self._by_first_level.get(first, []) + self._by_first_level.get(None, [])
         for rule in candidates:
+            if rule.role is TopicRole.DISCOVERY:
+                continue
             values = rule.template.match(topic)
             if values is not None:
                 return Route(rule.binding, rule.role, values[rule.binding.profile.id_slot], rule.index)
         return None
 
-    def topic_for(self, binding: Binding, template: TopicTemplate, device_id: str) -> str:
-        return binding.template(template).format({binding.profile.id_slot: device_id})
+    def routes(self, topic: str) -> list[Route]:
+        """Every route of a topic: several discovered devices or specs may read one topic."""
+        exact = self._exact.get(topic)
+        if exact:
+            return list(exact)
+        found = self.route(topic)
+        return [found] if found is not None else []
+
+    def set_device_topics(self, binding: Binding, device_id: str, profile: Profile) -> list[str]:
+        """Route a discovered device's literal topics to it; returns the topics that are new to the router.
+
+        A topic with slots left (``{id}``) is filled with the device id; one that
+        is still not a valid topic name is skipped (the mapper validated it).
+        """
+        self.clear_device_topics(binding, device_id)
+        routes: list[tuple[str, Route]] = []
+
+        def add(template: TopicTemplate, role: TopicRole, index: int = 0) -> None:
+            try:
+                topic = binding.template(template).format({profile.id_slot: device_id, "id": device_id})
+                validate_topic_name(topic)
+            except (TopicError, KeyError):
+                return
+            routes.append((topic, Route(binding, role, device_id, index)))
+
+        for index, availability in enumerate(profile.availability):
+            add(availability.topic, TopicRole.AVAILABILITY, index)
+        for index, telemetry in enumerate(profile.telemetry):
+            add(telemetry.topic, TopicRole.TELEMETRY, index)
+        if profile.result:
+            add(profile.result.topic, TopicRole.RESULT)
+        new: list[str] = []
+        for topic, route in routes:
+            if topic not in self._exact:
+                self._exact[topic] = []
+                new.append(topic)
+            if route not in self._exact[topic]:
+                self._exact[topic].append(route)
+        self._exact_of[(binding.name, device_id)] = [topic for topic, _ in routes]
+        return new
+
+    def clear_device_topics(self, binding: Binding, device_id: str) -> None:
+        for topic in self._exact_of.pop((binding.name, device_id), []):
+            kept = [r for r in self._exact.get(topic, []) if (r.binding.name, r.device_id) != (binding.name, device_id)]
+            if kept:
+                self._exact[topic] = kept
+            else:
+                self._exact.pop(topic, None)
+
+    def discovery_rule(self, topic: str) -> Route | None:
+        """The binding and discovery spec a topic is for, before any device route (descriptions come first)."""
+        try:
+            validate_topic_name(topic)
+        except TopicError:
+            return None
+        first = topic.split("/", 1)[0]
+        for rule in self._by_first_level.get(first, []) + self._by_first_level.get(None, []):
+            if rule.role is TopicRole.DISCOVERY and rule.template.match(topic) is not None:
+                return Route(rule.binding, rule.role, "", rule.index)
+        return None
+
+    def topic_for(
+        self, binding: Binding, template: TopicTemplate, device_id: str, extra: Mapping[str, str] | None = None
+    ) -> str:
+        values = {binding.profile.id_slot: device_id, "id": device_id, **(extra or {})}
+        filled = binding.template(template)
+        return filled.format({name: values[name] for name in filled.slots})
 
     def jid_for(self, binding: Binding, device_id: str) -> str:
         """``<prefix><escaped id>@<domain>``, lower-cased as servers compare JIDs."""

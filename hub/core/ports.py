@@ -24,6 +24,9 @@ class MqttPort(Protocol):
     async def publish(self, intent: PublishMqtt) -> None:
         """Deliver one message to the devices."""
 
+    async def subscribe(self, topics: tuple[str, ...]) -> None:
+        """Make sure device traffic on these topics reaches the hub (a no-op where it already does)."""
+
 
 class XmppPort(Protocol):
     async def run(self) -> None:

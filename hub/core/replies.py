@@ -26,7 +26,7 @@ def title(device: Device) -> str:
 
 
 def device_help(device: Device, role: Role) -> str:
-    profile = device.binding.profile
+    profile = device.profile
     lines = [f"{title(device)}: a {profile.name} device. Commands:"]
     fields = list(dict.fromkeys([*profile.readings, *device.readings]))
     known = [f for f in fields if f in device.readings] or list(profile.readings)
@@ -51,12 +51,12 @@ def device_help(device: Device, role: Role) -> str:
 
 def settable_properties(device: Device) -> list[str]:
     """Properties the device has shown it has (it reported their echo), in profile order."""
-    profile = device.binding.profile
+    profile = device.profile
     return [n for n, spec in profile.properties.items() if spec.echo_key in device.readings]
 
 
 def _is_channel(device: Device, name: str) -> bool:
-    switch = device.binding.profile.switch
+    switch = device.profile.switch
     if switch is None or "{channel}" not in switch.channel_property:
         return False
     prefix, _, suffix = switch.channel_property.partition("{channel}")
@@ -69,7 +69,7 @@ def _has_channels(device: Device) -> bool:
 
 
 def device_status(device: Device, show: Show, presence_text: str, format_time: Callable[[float], str]) -> str:
-    profile = device.binding.profile
+    profile = device.profile
     lines = [f"{title(device)}: {_SHOW_WORDS[show]}" + (f" ({presence_text})" if show is not Show.AVAILABLE else "")]
     for key in list(dict.fromkeys([*(k for k in profile.readings if k in device.readings), *sorted(device.readings)])):
         lines.append("  " + format_reading(profile, key, device.readings[key], with_label=True))

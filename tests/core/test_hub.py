@@ -309,7 +309,13 @@ def test_silence_beyond_the_expected_interval_is_away(hub: Hub) -> None:
 
 def test_bad_availability_payload_is_logged(hub: Hub) -> None:
     out = hub.handle(status("k1", "maybe"), T0)
-    assert out == [Log("warning", "payload.bad_availability", {"topic": "devices/k1/status", "payload": "maybe"})]
+    assert out == [
+        Log(
+            "warning",
+            "payload.bad_availability",
+            {"topic": "devices/k1/status", "reason": "availability word 'maybe' is not one of the profile's"},
+        )
+    ]
 
 
 def test_mqtt_link_down_and_up(hub: Hub) -> None:

@@ -19,7 +19,7 @@ def _zigbee_profile(availability: str | None = None) -> Profile:
     return Profile(
         name="z2m",
         telemetry=(TelemetrySpec(t("{base}/{id+}")),),
-        availability=AvailabilitySpec(t(availability)) if availability else None,
+        availability=(AvailabilitySpec(t(availability)),) if availability else (),
         defaults={"base": "zigbee2mqtt"},
     )
 

@@ -52,9 +52,8 @@ def test_hub_profile_content() -> None:
     hub = builtin_profiles()["hub"]
     assert hub.defaults == {"base": "devices"}
     assert hub.expected_interval == 120
-    assert hub.availability is not None
-    assert hub.availability.topic.source == "{base}/{id}/status"
-    assert hub.availability.sleeping == ("sleeping",)
+    assert [a.topic.source for a in hub.availability] == ["{base}/{id}/status"]
+    assert hub.availability[0].sleeping == ("sleeping",)
     assert [t.topic.source for t in hub.telemetry] == ["{base}/{id}/telemetry"]
     assert hub.commands is not None
     assert hub.commands.set_payload == {"id": "{cid}", "set": {"{property}": "{value}"}}
@@ -214,15 +213,15 @@ def test_switch_channel_property_needs_channel(tmp_path: Path) -> None:
         ),
         (
             'availability:\n  topic: "x/{id}+/s"\n',
-            (3, "availability.topic", "template 'x/{id}+/s': level '{id}+' must be a whole {slot} or plain text"),
+            (3, "availability.0.topic", "template 'x/{id}+/s': level '{id}+' must be a whole {slot} or plain text"),
         ),
         (
             "properties: {relay: {kind: boolean}}\n",
-            (1, "", "properties and switch need commands.set_payload"),
+            (2, "properties.relay", "needs commands.set_payload or its own command.set_payload"),
         ),
         (
             "verbs:\n  identify: {}\n",
-            (1, "", "verbs need commands.verb_payload"),
+            (3, "verbs.identify", "needs commands.verb_payload or its own command.verb_payload"),
         ),
         (
             "expected_interval: 0\n",
@@ -306,5 +305,5 @@ def test_later_directory_overrides(tmp_path: Path) -> None:
     write(own, "extra.yaml", "name: extra\n")
     profiles = load_profiles([BUILTIN_DIR, own])
     assert profiles["hub"].description == "my own"
-    assert profiles["hub"].availability is None
+    assert profiles["hub"].availability == ()
     assert set(profiles) >= {"hub", "extra"}
