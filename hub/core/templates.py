@@ -142,8 +142,8 @@ class _Parser:
         while self.peek() in (".", "["):
             if self.take() == ".":
                 name = self.take()
-                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    raise TemplateSyntaxError(f"bad member name {name!r}")
+                if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                    raise TemplateSyntaxError(f"member name {name!r} is not allowed")
                 node = _Node("get", (node, _Node("lit", (name,))))
             else:
                 key = self.expression()
