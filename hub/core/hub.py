@@ -1040,7 +1040,7 @@ class Hub:
             if isinstance(command, RunVerb):
                 verb = profile.verbs[command.name]
                 where = verb.command or profile.commands
-                values["verb"] = topic_values["verb"] = command.name
+                values["verb"] = topic_values["verb"] = topic_values["property"] = command.name
                 pending.summary = command.name
                 if verb.param is not None and command.arg is None:
                     raise CommandError(f"Usage: {command.name} <{describe_property(verb.param)}>.")

@@ -93,7 +93,8 @@ class Router:
             if role is TopicRole.DISCOVERY:  # describes devices, so it names none: its slots match anything
                 found.append(_Rule(binding, role, filled, index))
                 return
-            missing = [s for s in filled.slots if s != id_slot]
+            free = {id_slot, "property", "verb"} if role is TopicRole.COMMAND else {id_slot}
+            missing = [s for s in filled.slots if s not in free]
             if missing:
                 raise MappingError(
                     f"binding {binding.name!r}: {role.value} topic {template.source!r} "
