@@ -42,7 +42,7 @@ from hub.core.intents import (
 from hub.core.mapping import Binding, MappingError, Router
 from hub.core.ports import MqttPort
 from hub.core.profile import Profile, Role
-from hub.core.snapshot import CommandRecord, DeviceRecord, OutboxRecord
+from hub.core.snapshot import CommandRecord, DeviceRecord, DiscoveryRecord, OutboxRecord
 from hub.store import Store
 from hub.validation import ConfigError, Problem
 
@@ -138,6 +138,7 @@ class App:
         self._unsaved_devices: dict[str, DeviceRecord] = {}
         self._unsaved_commands: tuple[CommandRecord, ...] | None = None
         self._unsaved_outbox: OutboxRecord | None = None
+        self._unsaved_discovery: dict[tuple[str, str], DiscoveryRecord] = {}
         self._last_save = time.monotonic()
         self._restore()
         self.mqtt = self._mqtt_adapter()
@@ -206,7 +207,7 @@ class App:
         outbox, bad_outbox = self.store.outbox()
         for key in (*bad_devices, *bad_commands, *bad_outbox):
             logs.log(logger, "warning", "store.bad_row", {"key": key})
-        for intent in self.core.restore(devices, commands, outbox):
+        for intent in self.core.restore(devices, commands, outbox, self.store.discovery()):
             if isinstance(intent, Log):
                 logs.log(logger, intent.level, intent.event, intent.fields)
 
@@ -219,7 +220,14 @@ class App:
             self._unsaved_commands = changes.commands
         if changes.outbox is not None:
             self._unsaved_outbox = changes.outbox
-        if not self._unsaved_devices and self._unsaved_commands is None and self._unsaved_outbox is None:
+        for entry in changes.discovery:
+            self._unsaved_discovery[(entry.binding, entry.topic)] = entry
+        if (
+            not self._unsaved_devices
+            and self._unsaved_commands is None
+            and self._unsaved_outbox is None
+            and not self._unsaved_discovery
+        ):
             return
         now = time.monotonic()
         if (
@@ -231,11 +239,17 @@ class App:
         ):
             return
         try:
-            self.store.save(self._unsaved_devices.values(), self._unsaved_commands, self._unsaved_outbox)
+            self.store.save(
+                self._unsaved_devices.values(),
+                self._unsaved_commands,
+                self._unsaved_outbox,
+                self._unsaved_discovery.values(),
+            )
         except sqlite3.Error as exc:  # a full disk must not stop the hub; the next save tries again
             logs.log(logger, "error", "store.failed", {"error": repr(exc), "devices": len(self._unsaved_devices)})
             return
         self._unsaved_devices.clear()
+        self._unsaved_discovery.clear()
         self._unsaved_commands = self._unsaved_outbox = None
         self._last_save = now
 

@@ -20,6 +20,7 @@ from typing import TypeVar
 from hub.core.snapshot import (
     CommandRecord,
     DeviceRecord,
+    DiscoveryRecord,
     OutboxRecord,
     RecordError,
     command_from_json,
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS discovery (
+    binding TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (binding, topic)
 ) WITHOUT ROWID;
 """
 
@@ -86,6 +93,11 @@ class Store:
         found, bad = self._load("SELECT key, value FROM state WHERE key = 'outbox'", outbox_from_json)
         return (found[0] if found else None), bad
 
+    def discovery(self) -> list[DiscoveryRecord]:
+        """The discovery messages held at the last save (mappers do not depend on their order)."""
+        with closing(self._db.execute("SELECT binding, topic, payload FROM discovery ORDER BY 1, 2")) as rows:
+            return [DiscoveryRecord(b, t, bytes(p)) for b, t, p in rows]
+
     def _load(self, query: str, decode: Callable[[str], T]) -> tuple[list[T], list[str]]:
         good: list[T] = []
         bad: list[str] = []
@@ -102,8 +114,10 @@ class Store:
         devices: Iterable[DeviceRecord] = (),
         commands: Iterable[CommandRecord] | None = None,
         outbox: OutboxRecord | None = None,
+        discovery: Iterable[DiscoveryRecord] = (),
     ) -> None:
-        """Upsert ``devices``; ``commands`` and ``outbox``, when given, replace what is stored. One transaction."""
+        """Upsert ``devices`` and ``discovery`` (an empty payload deletes); ``commands`` and ``outbox``,
+        when given, replace what is stored. One transaction."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -120,6 +134,16 @@ class Store:
                 self._db.execute(
                     "INSERT OR REPLACE INTO state (key, value) VALUES ('outbox', ?)", (outbox_to_json(outbox),)
                 )
+            for entry in discovery:
+                if entry.payload:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO discovery (binding, topic, payload) VALUES (?, ?, ?)",
+                        (entry.binding, entry.topic, entry.payload),
+                    )
+                else:
+                    self._db.execute(
+                        "DELETE FROM discovery WHERE binding = ? AND topic = ?", (entry.binding, entry.topic)
+                    )
 
     def close(self) -> None:
         self._db.close()

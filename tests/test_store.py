@@ -8,7 +8,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from hub.core.snapshot import AlertRecord, CommandRecord, DeviceRecord, OutboxRecord
+from hub.core.snapshot import AlertRecord, CommandRecord, DeviceRecord, DiscoveryRecord, OutboxRecord
 from hub.store import Store
 
 DEVICE = DeviceRecord(
@@ -78,3 +78,15 @@ def test_a_committed_save_survives_sigkill_of_the_writer(tmp_path: Path) -> None
     assert store.devices() == ([DEVICE], [])
     assert store.commands() == ([command("a-1", expires=3600.0)], [])
     store.close()
+
+
+def test_discovery_messages_round_trip_and_a_withdrawal_deletes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hub.sqlite3")
+    config = DiscoveryRecord("ha", "homeassistant/switch/plug/config", b'{"name": "Plug"}')
+    bridge = DiscoveryRecord("z2m", "zigbee2mqtt/bridge/devices", b"\x00binary-safe[]")
+    store.save(discovery=[config, bridge])
+    store.close()
+    again = Store(tmp_path / "hub.sqlite3")
+    assert again.discovery() == [config, bridge]
+    again.save(discovery=[DiscoveryRecord("ha", config.topic, b"")])
+    assert again.discovery() == [bridge]

@@ -39,6 +39,13 @@ class DiscoveryBook:
     by_source: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     #: (binding, device id) → source → that source's description of it.
     parts: dict[tuple[str, str], dict[str, DiscoveredDevice]] = field(default_factory=dict)
+    #: Messages that came (payload) or went (b"") since :meth:`take_unsaved`, for the durable store.
+    unsaved: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
+    def take_unsaved(self) -> list[tuple[str, str, bytes]]:
+        found = [(binding, topic, payload) for (binding, topic), payload in self.unsaved.items()]
+        self.unsaved.clear()
+        return found
 
     def _remember(self, binding: Binding, topic: str, payload: bytes) -> Log | None:
         seen = self.seen.setdefault(binding.name, {})
@@ -47,10 +54,14 @@ class DiscoveryBook:
             self.seen_bytes -= len(old)
             self.seen_count -= 1
         if not payload:
+            if old is not None:
+                self.unsaved[(binding.name, topic)] = b""
             return None
         if self.seen_count >= MAX_SEEN_MESSAGES or self.seen_bytes + len(payload) > MAX_SEEN_BYTES:
             return Log("warning", "discovery.limit", {"topic": topic, "kept": self.seen_count})
         seen[topic] = payload
+        if payload != old:
+            self.unsaved[(binding.name, topic)] = payload
         self.seen_bytes += len(payload)
         self.seen_count += 1
         return None

@@ -68,7 +68,7 @@ from hub.core.payloads import TemplateError, render
 from hub.core.presence import derive, format_reading
 from hub.core.profile import AvailabilityMode, Profile, PropertySpec, Role
 from hub.core.ratelimit import RefusalLimiter
-from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord, OutboxRecord
+from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord, DiscoveryRecord, OutboxRecord
 from hub.core.topics import TopicError
 
 
@@ -326,11 +326,12 @@ class Hub:
         if self._held_version != self._saved_held_version:
             self._saved_held_version = self._held_version
             outbox = OutboxRecord(tuple((c.sender, c.to, c.body) for c in self.held), self.held_dropped)
+        discovery = tuple(DiscoveryRecord(*entry) for entry in self.discovery.take_unsaved())
         cids = frozenset(c.cid for c in commands)
         if cids == self._saved_cids:
-            return Changes(devices, None, outbox)
+            return Changes(devices, None, outbox, discovery)
         self._saved_cids = cids
-        return Changes(devices, tuple(c.record() for c in commands), outbox)
+        return Changes(devices, tuple(c.record() for c in commands), outbox, discovery)
 
     @staticmethod
     def _device_record(device: Device) -> DeviceRecord:
@@ -350,9 +351,17 @@ class Hub:
         )
 
     def restore(
-        self, devices: Iterable[DeviceRecord], commands: Iterable[CommandRecord], outbox: OutboxRecord | None = None
+        self,
+        devices: Iterable[DeviceRecord],
+        commands: Iterable[CommandRecord],
+        outbox: OutboxRecord | None = None,
+        discovery: Iterable[DiscoveryRecord] = (),
     ) -> list[Intent]:
-        """Take back what :meth:`take_changes` gave out, before the first event; logs what it cannot use."""
+        """Take back what :meth:`take_changes` gave out, before the first event; logs what it cannot use.
+
+        Discovery messages are read again, so discovered devices keep their names, topics and
+        commands before their convention repeats itself (or if it never does).
+        """
         out: list[Intent] = []
         if outbox is not None:
             chats = [SendChat(sender, to, body) for sender, to, body in outbox.chats]
@@ -404,6 +413,17 @@ class Hub:
                 self.pending[pending.cid] = pending
         for queue in self.queued.values():
             queue.sort(key=lambda c: c.queued_at or c.sent_at)
+        for entry in discovery:
+            found = self.router.bindings.get(entry.binding)
+            route = self.router.discovery_rule(entry.topic)
+            if found is None or route is None or route.binding is not found:
+                out.append(
+                    Log("warning", "restore.discovery_skipped", {"topic": entry.topic, "binding": entry.binding})
+                )
+                continue
+            described = self._on_discovery(route, MqttMessageReceived(entry.topic, entry.payload, retain=True), 0.0)
+            out += [i for i in described if not isinstance(i, Log) or i.level != "info"]
+        self.discovery.take_unsaved()
         self._dirty.clear()
         self._saved_cids = frozenset(read)  # what is stored; a skipped command makes the next change rewrite it
         out.append(

@@ -14,7 +14,7 @@ from enum import Enum
 
 from hub.core.jid import JidError, escape_localpart, split_bare, unescape_localpart
 from hub.core.profile import Profile
-from hub.core.topics import TopicError, TopicTemplate, validate_topic_name
+from hub.core.topics import TopicError, TopicTemplate, filter_matches, validate_topic_name
 
 
 class MappingError(ValueError):
@@ -132,7 +132,8 @@ class Router:
     def subscription_filters(self) -> tuple[str, ...]:
         """Filters that cover every topic the hub reads (not its own command topics)."""
         filters = {r.template.as_filter() for r in self._rules if r.role is not TopicRole.COMMAND}
-        return tuple(sorted(filters))
+        exact = {t for t in self._exact if not any(filter_matches(f, t) for f in filters)}
+        return tuple(sorted(filters)) + tuple(sorted(exact))
 
     def device_namespaces(self, placeholder: str) -> tuple[str, ...]:
         """One filter per topic prefix that names a device, e.g. ``devices/<placeholder>/#``.

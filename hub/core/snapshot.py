@@ -73,15 +73,26 @@ class OutboxRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoveryRecord:
+    """One discovery message a binding's mapper read; an empty payload means it was withdrawn."""
+
+    binding: str
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Changes:
-    """What to write after an event: changed devices, all commands if any changed, the outbox if it changed."""
+    """What to write after an event: changed devices, all commands if any changed, the outbox if it changed,
+    and the discovery messages that came or went."""
 
     devices: tuple[DeviceRecord, ...] = ()
     commands: tuple[CommandRecord, ...] | None = None
     outbox: OutboxRecord | None = None
+    discovery: tuple[DiscoveryRecord, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.devices) or self.commands is not None or self.outbox is not None
+        return bool(self.devices) or self.commands is not None or self.outbox is not None or bool(self.discovery)
 
 
 class RecordError(ValueError):

@@ -54,7 +54,7 @@ def _tokenize(text: str) -> list[str]:
             break
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise TemplateSyntaxError(f"unexpected {text[pos:pos + 10].strip()!r} at character {pos}")
+            raise TemplateSyntaxError(f"unexpected {text[pos : pos + 10].strip()!r} at character {pos}")
         tokens.append(match.group(match.lastgroup or "op"))
         pos = match.end()
     return tokens

@@ -292,3 +292,23 @@ def test_the_inventory_mapper_rejects_what_is_not_a_list() -> None:
     with pytest.raises(DiscoveryError):
         _inventory(DiscoveryInput("inv/a/inventory", b"{}", NATIVE, {}))
     assert PayloadError  # the other error a mapper may raise
+
+
+def test_discovery_survives_a_restart_through_the_snapshot() -> None:
+    hub = make_hub()
+    hub.handle(inventory([{**LAMP, "name": "Kitchen lamp"}]), T0)
+    hub.handle(MqttMessageReceived("inv/lamp/availability", b"online"), T0)
+    changes = hub.take_changes()
+    assert [(d.binding, d.topic) for d in changes.discovery] == [("native", "inv/a/inventory")]
+    assert hub.take_changes().discovery == ()  # said once
+    again = make_hub()
+    out = again.restore(changes.devices, (), None, changes.discovery)
+    lamp = again.devices["lamp@hub.example"]
+    assert lamp.name == "Kitchen lamp"
+    assert [a.topic.source for a in lamp.profile.availability] == ["inv/lamp/availability"]
+    assert SubscribeMqtt(("inv/lamp/availability", "inv/lamp")) in out
+    assert "inv/lamp" in again.router.subscription_filters()
+    assert again.take_changes().discovery == ()
+    # A withdrawal is a change to store too.
+    hub.handle(inventory([]), T0 + 1)
+    assert [(d.topic, d.payload) for d in hub.take_changes().discovery] == [("inv/a/inventory", b"[]")]
