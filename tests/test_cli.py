@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bridges.mqtt.passwords import hash_password
+from device_profiles.loader import builtin_profiles
 from hub.demo.devices import SimulatedDevice
 from tests.support.operator import Operator
 from tests.support.ports import free_port
@@ -72,7 +73,8 @@ def test_check_config_refuses_unknown_profiles_and_ambiguous_bindings(tmp_path: 
     )
     result = run_hub("check-config", "-c", str(config))
     assert result.returncode == 1
-    assert "bindings.2.profile: no profile 'nope'; known: hub" in result.stderr
+    known = builtin_profiles()
+    assert f"bindings.2.profile: no profile 'nope'; known: {', '.join(sorted(known))}" in result.stderr
     assert (
         "bindings: ambiguous rules: " in result.stderr
         and "binding 'a'" in result.stderr
