@@ -156,6 +156,8 @@ class App:
                     allow_anonymous=mqtt.embedded.allow_anonymous,
                     **self._acl_options(),
                     max_publish_rate=mqtt.embedded.max_publish_rate,
+                    max_topic_levels=mqtt.embedded.max_topic_levels,
+                    max_subscriptions_per_client=mqtt.embedded.max_subscriptions_per_client,
                     max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,

@@ -107,6 +107,12 @@ class EmbeddedConfig(_Strict):
     max_publish_rate: float | None = Field(
         default=1000.0, gt=0, description="PUBLISH packets per second per connection; past it the client is slowed."
     )
+    max_topic_levels: int = Field(
+        default=16, ge=1, le=1024, description="Levels a topic may have; a deeper PUBLISH is dropped, a filter refused."
+    )
+    max_subscriptions_per_client: int = Field(
+        default=100, ge=1, description="Topic filters one MQTT client may hold; further ones get return code 0x80."
+    )
 
     @field_validator("users")
     @classmethod

@@ -52,6 +52,7 @@ def test_minimal_config_and_defaults(tmp_path: Path) -> None:
     assert config.mqtt.embedded.allow_anonymous is False
     assert [(b.name, b.profile) for b in config.bindings] == [("hub", "hub")]
     assert config.limits.confirm_timeout == 5.0
+    assert (config.mqtt.embedded.max_topic_levels, config.mqtt.embedded.max_subscriptions_per_client) == (16, 100)
     # Relative paths are relative to the file, not to the working directory.
     assert config.state_dir == tmp_path / "state"
 
@@ -223,6 +224,22 @@ def test_listener_must_bind_to_an_address(tmp_path: Path) -> None:
     )
     assert problems(path) == [
         Problem(str(path), 6, "mqtt.embedded.listeners.1.host", "'example.org' is not an IP address to bind to")
+    ]
+
+
+def test_broker_limits_must_be_positive(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        xmpp: {domain: hub.example, secret: s}
+        mqtt:
+          embedded:
+            max_topic_levels: 0
+            max_subscriptions_per_client: 5
+        """,
+    )
+    assert problems(path) == [
+        Problem(str(path), 4, "mqtt.embedded.max_topic_levels", "Input should be greater than or equal to 1")
     ]
 
 

@@ -44,6 +44,11 @@ a device logged in as ``kitchen`` publishes and subscribes only under its own
 patterns (``devices/kitchen/#``); a refused PUBLISH is dropped, a refused
 SUBSCRIBE gets return code 0x80, and a CONNECT whose Last Will points outside
 is refused. Users in ``acl_unrestricted`` are not checked.
+
+Limits per client: a PUBLISH deeper than ``max_topic_levels`` is dropped and
+logged with the client id and topic; a SUBSCRIBE filter deeper than that, or
+past ``max_subscriptions_per_client``, gets return code 0x80. Both are counted
+(``HardenedBroker.too_deep_topics``, ``refused_over_subscription_limit``).
 """
 
 from __future__ import annotations
@@ -100,6 +105,10 @@ class EmbeddedBrokerOptions:
     #: PUBLISH packets per second one connection may send (bursts up to as many); past it the
     #: broker reads that connection more slowly, so a flooding client slows only itself. None: no limit.
     max_publish_rate: float | None = 1000.0
+    #: Levels a topic may have (``a/b/c`` has 3): a deeper PUBLISH is dropped, a deeper filter refused (0x80).
+    max_topic_levels: int = 16
+    #: Filters one client may hold at once; past it a SUBSCRIBE gets 0x80 for each further filter.
+    max_subscriptions_per_client: int = 100
 
     def __post_init__(self) -> None:
         if not self.listeners:
@@ -112,8 +121,18 @@ class EmbeddedBrokerOptions:
                 check_hash(phc)
             except ValueError as exc:
                 raise ValueError(f"users: {username}: {exc}") from None
-        if self.max_packet_bytes < 1 or self.max_queued_per_session < 1 or self.max_connections < 1:
-            raise ValueError("max_packet_bytes, max_queued_per_session and max_connections must be positive")
+        counts = (
+            self.max_packet_bytes,
+            self.max_queued_per_session,
+            self.max_connections,
+            self.max_topic_levels,
+            self.max_subscriptions_per_client,
+        )
+        if min(counts) < 1:
+            raise ValueError(
+                "max_packet_bytes, max_queued_per_session, max_connections, max_topic_levels"
+                " and max_subscriptions_per_client must be positive"
+            )
         if self.max_publish_rate is not None and self.max_publish_rate <= 0:
             raise ValueError("max_publish_rate must be positive (or None for no limit)")
         unknown = set(self.acl) - {"publish", "subscribe"}
@@ -181,6 +200,8 @@ class EmbeddedBroker:
             connect_timeout_s=self._options.connect_timeout_s,
             acl=self._options.topic_acl(),
             max_publish_rate=self._options.max_publish_rate,
+            max_topic_levels=self._options.max_topic_levels,
+            max_subscriptions_per_client=self._options.max_subscriptions_per_client,
         )
         await broker.start()
         self._broker = broker
@@ -196,6 +217,16 @@ class EmbeddedBroker:
             self.ready.clear()
             self._broker = None
             await broker.shutdown()
+
+    @property
+    def too_deep_topics(self) -> int:
+        """PUBLISH packets dropped and filters refused for having more than ``max_topic_levels`` levels."""
+        return self._broker.too_deep_topics if self._broker is not None else 0
+
+    @property
+    def refused_over_subscription_limit(self) -> int:
+        """Filters refused because their client already held ``max_subscriptions_per_client``."""
+        return self._broker.refused_over_subscription_limit if self._broker is not None else 0
 
     async def publish(self, intent: PublishMqtt) -> None:
         """Deliver to the subscribers in-process; with ``retain`` also store it (an empty payload clears).

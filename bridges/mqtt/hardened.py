@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 _AUTHENTICATED = "hub.authenticated"  # Session.attributes key: the CONNECT passed authentication
 _KEEPALIVE_FACTOR = 1.5  # MQTT-3.1.2-24: silence longer than 1.5 x keep-alive ends the connection
 _TAKEOVER_WAIT_S = 2.0
+_REFUSED = 0x80  # SUBACK return code: failure
 # Fields a returning persistent client brings with its new CONNECT (amqtt forgets clean_session,
 # will_retain and is_anonymous, so a session once clean or anonymous stayed so).
 _RENEWED_ON_CONNECT = (
@@ -167,6 +168,8 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         connect_timeout_s: float,
         acl: TopicAcl | None = None,
         max_publish_rate: float | None = None,
+        max_topic_levels: int | None = None,
+        max_subscriptions_per_client: int | None = None,
     ) -> None:
         super().__init__(config)
         self._acl = acl
@@ -174,7 +177,15 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         self._max_packet_bytes = max_packet_bytes
         self._max_queued = max_queued_per_session
         self._connect_timeout_s = connect_timeout_s
+        self._max_levels = max_topic_levels
+        self._max_subscriptions = max_subscriptions_per_client
         self.dropped_offline_messages = 0
+        #: PUBLISH packets dropped, and SUBSCRIBE filters refused, for a topic deeper than ``max_topic_levels``.
+        self.too_deep_topics = 0
+        #: SUBSCRIBE filters refused because the client already held ``max_subscriptions_per_client``.
+        self.refused_over_subscription_limit = 0
+        #: Each client's filters and their granted QoS, as in amqtt's table (which is indexed by filter).
+        self._filters: dict[str, dict[str, int]] = {}
         self._disconnects_finished: dict[BrokerProtocolHandler, asyncio.Event] = {}
 
     # --- start-up -------------------------------------------------------------------------
@@ -429,6 +440,15 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         if topic.startswith("$"):
             log.warning("MQTT client %r may not publish to %r: message dropped", client_session.client_id, topic)
             return True
+        if self._too_deep(topic):
+            self.too_deep_topics += 1
+            log.warning(
+                "MQTT client %r published to %r, deeper than %d levels: message dropped",
+                client_session.client_id,
+                topic,
+                self._max_levels,
+            )
+            return True
         if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
             log.info("MQTT client %r not allowed to publish to %r", client_session.client_id, topic)
             return True
@@ -446,12 +466,52 @@ class HardenedBroker(Broker):  # type: ignore[misc]
     #: Filters with + or #; None when a filter came or went since they were listed.
     _wildcards: list[str] | None = None
 
+    def _too_deep(self, topic: str) -> bool:
+        return self._max_levels is not None and topic.count("/") >= self._max_levels
+
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """amqtt's checks plus the limits: a filter deeper than ``max_topic_levels``, or a new one past
+        ``max_subscriptions_per_client``, gets return code 0x80 (the client's other filters are unaffected)."""
+        topic_filter, _qos = subscription
+        client_id: str = session.client_id
+        own = self._filters.get(client_id, {})
+        if topic_filter not in own:
+            if self._too_deep(topic_filter):
+                self.too_deep_topics += 1
+                log.warning(
+                    "MQTT client %r subscribed to %r, deeper than %d levels: refused",
+                    client_id,
+                    topic_filter,
+                    self._max_levels,
+                )
+                return _REFUSED
+            if self._max_subscriptions is not None and len(own) >= self._max_subscriptions:
+                self.refused_over_subscription_limit += 1
+                log.warning(
+                    "MQTT client %r already holds %d subscriptions: %r refused",
+                    client_id,
+                    len(own),
+                    topic_filter,
+                )
+                return _REFUSED
         self._wildcards = None
-        return int(await super().add_subscription(subscription, session))
+        code = int(await super().add_subscription(subscription, session))
+        if code != _REFUSED:
+            self._filters.setdefault(client_id, {}).setdefault(topic_filter, code)  # amqtt keeps the first QoS
+        return code
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        deleted = int(super()._del_subscription(a_filter, session))
+        own = self._filters.get(session.client_id)
+        if deleted and own is not None:
+            own.pop(a_filter, None)
+            if not own:
+                del self._filters[session.client_id]
+        return deleted
 
     async def _del_all_subscriptions(self, session: Session) -> None:
         await super()._del_all_subscriptions(session)
+        self._filters.pop(session.client_id, None)
         self._wildcards = None
 
     def _routes(self, topic: str) -> list[list[tuple[Session, int]]]:
