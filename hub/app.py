@@ -161,6 +161,7 @@ class App:
                     max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,
+                self.store,
             )
         ext = mqtt.external
         return ExternalBroker(

@@ -1,4 +1,5 @@
-"""Durable hub state: subscriptions, devices (readings, availability, alerts) and unfinished commands.
+"""Durable hub state: subscriptions, devices (readings, availability, alerts), unfinished commands,
+and the embedded broker's retained messages and persistent MQTT sessions.
 
 SQLite in WAL mode under the state directory, so a restart (even after
 SIGKILL) keeps every operator's roster; without it a restarted hub would
@@ -17,6 +18,14 @@ from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
+from bridges.mqtt.persistence import (
+    BrokerChanges,
+    BrokerState,
+    RetainedMessage,
+    SessionRecord,
+    session_from_json,
+    session_to_json,
+)
 from hub.core.snapshot import (
     CommandRecord,
     DeviceRecord,
@@ -50,6 +59,15 @@ CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mqtt_retained (
+    topic TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mqtt_sessions (
+    client_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
 """
 
 
@@ -120,6 +138,47 @@ class Store:
                 self._db.execute(
                     "INSERT OR REPLACE INTO state (key, value) VALUES ('outbox', ?)", (outbox_to_json(outbox),)
                 )
+
+    def broker_state(self) -> tuple[BrokerState, list[str]]:
+        """The embedded broker's retained messages and persistent sessions, and the keys of rows that
+        do not decode (skipped)."""
+        bad: list[str] = []
+        retained: list[RetainedMessage] = []
+        with closing(self._db.execute("SELECT topic, payload, qos FROM mqtt_retained ORDER BY topic")) as rows:
+            for topic, payload, qos in rows:
+                if isinstance(topic, str) and topic and isinstance(payload, bytes) and qos in (0, 1, 2):
+                    retained.append(RetainedMessage(topic, payload, qos))
+                else:
+                    bad.append(f"mqtt_retained:{topic}")
+        sessions: list[SessionRecord] = []
+        with closing(self._db.execute("SELECT client_id, record FROM mqtt_sessions ORDER BY client_id")) as rows:
+            for client_id, text in rows:
+                try:
+                    sessions.append(session_from_json(client_id, text))
+                except (ValueError, TypeError):
+                    bad.append(f"mqtt_sessions:{client_id}")
+        return BrokerState(tuple(retained), tuple(sessions)), bad
+
+    def save_broker_changes(self, changes: BrokerChanges) -> None:
+        """Upsert or delete each changed retained topic and session. One transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for topic, message in changes.retained.items():
+                if message is None:
+                    self._db.execute("DELETE FROM mqtt_retained WHERE topic = ?", (topic,))
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO mqtt_retained (topic, payload, qos) VALUES (?, ?, ?)",
+                        (topic, message.payload, message.qos),
+                    )
+            for client_id, session in changes.sessions.items():
+                if session is None:
+                    self._db.execute("DELETE FROM mqtt_sessions WHERE client_id = ?", (client_id,))
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO mqtt_sessions (client_id, record) VALUES (?, ?)",
+                        (client_id, session_to_json(session)),
+                    )
 
     def close(self) -> None:
         self._db.close()

@@ -1,4 +1,5 @@
-"""The SQLite store: devices and commands survive closing (and killing) the process that wrote them."""
+"""The SQLite store: devices, commands and the broker's state survive closing (and killing) the process
+that wrote them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
+from bridges.mqtt.persistence import BrokerChanges, QueuedMessage, RetainedMessage, SessionRecord
 from hub.core.snapshot import AlertRecord, CommandRecord, DeviceRecord, OutboxRecord
 from hub.store import Store
 
@@ -78,3 +80,39 @@ def test_a_committed_save_survives_sigkill_of_the_writer(tmp_path: Path) -> None
     assert store.devices() == ([DEVICE], [])
     assert store.commands() == ([command("a-1", expires=3600.0)], [])
     store.close()
+
+
+SESSION = SessionRecord(
+    "plug-1",
+    "plug-1",
+    (("devices/plug-1/cmd", 1), ("devices/plug-1/cmd/#", 0)),
+    (QueuedMessage("devices/plug-1/cmd", b"\x00\xffbinary", 1),),
+    1234.0,
+)
+
+
+def test_broker_state_round_trip(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hub.sqlite3")
+    retained = RetainedMessage("devices/plug-1/status", b"online", 1)
+    store.save_broker_changes(BrokerChanges({retained.topic: retained}, {"plug-1": SESSION, "gone": None}))
+    store.close()
+    again = Store(tmp_path / "hub.sqlite3")
+    state, bad = again.broker_state()
+    assert (state.retained, state.sessions, bad) == ((retained,), (SESSION,), [])
+    again.save_broker_changes(BrokerChanges({retained.topic: None}, {"plug-1": None}))
+    assert again.broker_state()[0].retained == () and again.broker_state()[0].sessions == ()
+    again.close()
+
+
+def test_a_damaged_broker_row_is_skipped_and_named(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hub.sqlite3")
+    store.save_broker_changes(BrokerChanges(sessions={"plug-1": SESSION}))
+    store.close()
+    with sqlite3.connect(tmp_path / "hub.sqlite3") as db:
+        db.execute("INSERT INTO mqtt_sessions VALUES ('broken', '{\"username\": 3}')")
+        db.execute("INSERT INTO mqtt_retained VALUES ('t', 'text, not bytes', 1)")
+    again = Store(tmp_path / "hub.sqlite3")
+    state, bad = again.broker_state()
+    assert state.sessions == (SESSION,) and state.retained == ()
+    assert sorted(bad) == ["mqtt_retained:t", "mqtt_sessions:broken"]
+    again.close()

@@ -45,6 +45,12 @@ patterns (``devices/kitchen/#``); a refused PUBLISH is dropped, a refused
 SUBSCRIBE gets return code 0x80, and a CONNECT whose Last Will points outside
 is refused. Users in ``acl_unrestricted`` are not checked.
 
+Persistence (``bridges.mqtt.persistence``), when given a store: retained
+messages and persistent sessions (clean_session=false: subscriptions and the
+queued QoS 1/2 messages) are read back at start and written in one
+transaction at most every ``persist_every_s``, and once more on the way down;
+a SIGKILL loses only what changed since the last write.
+
 Limits per client: a PUBLISH deeper than ``max_topic_levels`` is dropped and
 logged with the client id and topic; a SUBSCRIBE filter deeper than that, or
 past ``max_subscriptions_per_client``, gets return code 0x80. Both are counted
@@ -64,6 +70,7 @@ from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 from bridges.mqtt.acl import TopicAcl, check_pattern
 from bridges.mqtt.hardened import HardenedBroker
 from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
+from bridges.mqtt.persistence import BrokerChanges, BrokerStateStore
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
 from hub.core.events import MqttLinkUp
 from hub.core.intents import PublishMqtt
@@ -95,7 +102,7 @@ class EmbeddedBrokerOptions:
     max_connections: int = 1024
     #: Seconds a new connection may take to send its CONNECT, and any packet to arrive once begun.
     connect_timeout_s: float = 10.0
-    #: A persistent session offline this long is forgotten (None: kept while the hub runs).
+    #: A persistent session offline this long is forgotten (None: kept for good).
     session_expiry_s: int | None = 7 * 24 * 3600
     #: Per-device topic ACL: ``{"publish": (...), "subscribe": (...)}``, topic filters in which
     #: ``{username}`` is the client's user name, e.g. ``devices/{username}/#``. Empty: no ACL.
@@ -109,6 +116,8 @@ class EmbeddedBrokerOptions:
     max_topic_levels: int = 16
     #: Filters one client may hold at once; past it a SUBSCRIBE gets 0x80 for each further filter.
     max_subscriptions_per_client: int = 100
+    #: With a store: retained messages and persistent sessions are written at most this often.
+    persist_every_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.listeners:
@@ -181,9 +190,11 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
 class EmbeddedBroker:
     """The hub's :class:`~hub.core.ports.MqttPort` when it is the devices' broker."""
 
-    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink) -> None:
+    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink, store: BrokerStateStore | None = None) -> None:
         self._options = options
         self._emit = emit
+        self._store = store
+        self._unsaved = BrokerChanges()
         self._broker: HardenedBroker | None = None
         #: Set while the listeners accept connections.
         self.ready = asyncio.Event()
@@ -203,6 +214,12 @@ class EmbeddedBroker:
             max_topic_levels=self._options.max_topic_levels,
             max_subscriptions_per_client=self._options.max_subscriptions_per_client,
         )
+        store = self._store
+        if store is not None:
+            state, bad = store.broker_state()
+            for key in bad:
+                log.warning("stored MQTT state %r does not decode: skipped", key)
+            broker.persist(state)
         await broker.start()
         self._broker = broker
         try:
@@ -212,11 +229,36 @@ class EmbeddedBroker:
                 ", ".join(f"{lst.kind}://{_bind(lst)}" for lst in self._options.listeners),
             )
             self._emit(MqttLinkUp())
-            await asyncio.Event().wait()
+            while True:
+                await asyncio.sleep(self._options.persist_every_s)
+                self._save(broker)
         finally:
             self.ready.clear()
             self._broker = None
+            self._save(broker)
+            broker.stop_persisting()
             await broker.shutdown()
+
+    def _save(self, broker: HardenedBroker) -> None:
+        """Write what changed since the last save, in one transaction; on failure keep it for the next."""
+        if self._store is None:
+            return
+        changes = broker.take_changes()
+        self._unsaved.retained.update(changes.retained)
+        self._unsaved.sessions.update(changes.sessions)
+        if not self._unsaved:
+            return
+        try:
+            self._store.save_broker_changes(self._unsaved)
+        except Exception as exc:  # a full disk must not stop the broker; the next save tries again
+            log.error(
+                "MQTT broker state not saved (%d retained, %d sessions waiting): %r",
+                len(self._unsaved.retained),
+                len(self._unsaved.sessions),
+                exc,
+            )
+            return
+        self._unsaved = BrokerChanges()
 
     @property
     def too_deep_topics(self) -> int:

@@ -34,6 +34,7 @@ from amqtt.utils import gen_client_id
 
 from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
+from bridges.mqtt.persistence import BrokerChanges, BrokerState, QueuedMessage, RetainedMessage, SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,11 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         self.refused_over_subscription_limit = 0
         #: Each client's filters and their granted QoS, as in amqtt's table (which is indexed by filter).
         self._filters: dict[str, dict[str, int]] = {}
+        # Persistence (off unless :meth:`persist` was called): what changed since :meth:`take_changes`.
+        self._tracking = False
+        self._restoring: BrokerState | None = None
+        self._changed_retained: set[str] = set()
+        self._changed_sessions: set[str] = set()
         self._disconnects_finished: dict[BrokerProtocolHandler, asyncio.Event] = {}
 
     # --- start-up -------------------------------------------------------------------------
@@ -199,6 +205,15 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 with contextlib.suppress(Exception):
                     await server.close_instance()
             raise
+
+    async def _start_listeners(self) -> None:
+        """amqtt's :meth:`start` empties the session and retained tables first: fill them from the
+        last run here, before any client can connect."""
+        state, self._restoring = self._restoring, None
+        if state is not None:
+            await self._restore(state)
+            self._tracking = True
+        await super()._start_listeners()
 
     @classmethod
     def _split_bindaddr_port(cls, port_str: str, default_port: int) -> tuple[str | None, int]:
@@ -302,6 +317,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         if session.keep_alive > 0:
             session.keep_alive = session.keep_alive * _KEEPALIVE_FACTOR  # the reader's timeout
         session.attributes[_AUTHENTICATED] = True
+        self._session_changed(client_id)  # new, renewed, or a clean one replacing a persistent one
         return handler, session
 
     async def _take_over(self, client_id: str) -> None:
@@ -342,6 +358,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 )
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
+            self._session_changed(client_session.client_id)  # its disconnect time starts the expiry clock
             finished = self._disconnects_finished.get(handler)
             if finished is not None:
                 finished.set()
@@ -405,6 +422,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 asyncio.ensure_future(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
             )
         if sends:
+            self._session_changed(session.client_id)
             await asyncio.gather(*sends, return_exceptions=True)
 
     def _queue_offline(self, session: Session, source: Session | None, topic: str, data: bytes, qos: int) -> None:
@@ -415,6 +433,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             self.dropped_offline_messages += 1
             log.warning("offline queue of MQTT client %r full: dropped its oldest message", session.client_id)
         queue.put_nowait(RetainedApplicationMessage(source, topic, data, qos))
+        self._session_changed(session.client_id)
 
     # --- message flow -----------------------------------------------------------------------------
 
@@ -498,6 +517,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         code = int(await super().add_subscription(subscription, session))
         if code != _REFUSED:
             self._filters.setdefault(client_id, {}).setdefault(topic_filter, code)  # amqtt keeps the first QoS
+            self._session_changed(client_id)
         return code
 
     def _del_subscription(self, a_filter: str, session: Session) -> int:
@@ -507,12 +527,18 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             own.pop(a_filter, None)
             if not own:
                 del self._filters[session.client_id]
+            self._session_changed(session.client_id)
         return deleted
 
     async def _del_all_subscriptions(self, session: Session) -> None:
         await super()._del_all_subscriptions(session)
         self._filters.pop(session.client_id, None)
+        self._session_changed(session.client_id)
         self._wildcards = None
+
+    async def _delete_session(self, client_id: str) -> None:
+        await super()._delete_session(client_id)
+        self._session_changed(client_id)
 
     def _routes(self, topic: str) -> list[list[tuple[Session, int]]]:
         """The subscriber lists whose filter matches ``topic``.
@@ -562,3 +588,95 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 handler = self._get_handler(target)
                 if handler is not None:
                     running_tasks.append(asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False)))
+
+    # --- persistence ------------------------------------------------------------------------------
+
+    def persist(self, state: BrokerState) -> None:
+        """Start from ``state`` (the last run's) and record changes for :meth:`take_changes`. Call before start."""
+        self._restoring = state
+
+    def stop_persisting(self) -> None:
+        """Changes from here on are not recorded: amqtt's shutdown empties every table, which is no change to keep."""
+        self._tracking = False
+
+    async def retain_message(
+        self,
+        source_session: Session | None,
+        topic_name: str | None,
+        data: bytes | bytearray | None,
+        qos: int | None = None,
+    ) -> None:
+        await super().retain_message(source_session, topic_name, data, qos)
+        if self._tracking and topic_name is not None:
+            self._changed_retained.add(topic_name)
+
+    def _session_changed(self, client_id: str | None) -> None:
+        if self._tracking and client_id:
+            self._changed_sessions.add(client_id)
+
+    def take_changes(self) -> BrokerChanges:
+        """The current value of every retained topic and persistent session that changed since the last call."""
+        retained: dict[str, RetainedMessage | None] = {}
+        for topic in self._changed_retained:
+            message = self._retained_messages.get(topic)
+            retained[topic] = (
+                None if message is None else RetainedMessage(topic, bytes(message.data), int(message.qos or 0))
+            )
+        sessions: dict[str, SessionRecord | None] = {}
+        for client_id in self._changed_sessions:
+            entry = self._sessions.get(client_id)
+            session = entry[0] if entry is not None else None
+            persistent = session is not None and session.clean_session is False and not session.is_anonymous
+            sessions[client_id] = self._session_record(session) if persistent else None
+        self._changed_retained.clear()
+        self._changed_sessions.clear()
+        return BrokerChanges(retained, sessions)
+
+    def _session_record(self, session: Session) -> SessionRecord:
+        queue = session.retained_messages
+        waiting = [queue.get_nowait() for _ in range(queue.qsize())]
+        for message in waiting:  # read by taking and putting back, in order: no await in between
+            queue.put_nowait(message)
+        connected = session.transitions.is_connected()
+        return SessionRecord(
+            client_id=session.client_id,
+            username=session.username,
+            subscriptions=tuple(self._filters.get(session.client_id, {}).items()),
+            queued=tuple(QueuedMessage(m.topic, bytes(m.data), int(m.qos or 0)) for m in waiting),
+            disconnected_at=None if connected else session.last_disconnect_time,
+        )
+
+    async def _restore(self, state: BrokerState) -> None:
+        """Retained messages, then each persistent session offline with its filters and queue.
+
+        Filters go through :meth:`add_subscription`, so today's ACL and limits apply to
+        yesterday's sessions; one refused is logged and left out. A session whose client was
+        connected when the hub stopped counts as disconnected now, for its expiry.
+        """
+        now = time.time()
+        for message in state.retained:
+            self._retained_messages[message.topic] = RetainedApplicationMessage(
+                None, message.topic, message.payload, message.qos
+            )
+        for record in state.sessions:
+            handler, session = self.create_offline_session(record.client_id)
+            session.clean_session = False
+            session.is_anonymous = False
+            session.username = record.username
+            session.last_disconnect_time = int(record.disconnected_at if record.disconnected_at is not None else now)
+            self._sessions[record.client_id] = (session, handler)
+            for topic_filter, qos in record.subscriptions:
+                if await self.add_subscription((topic_filter, qos), session) == _REFUSED:
+                    log.warning(
+                        "MQTT session %r from the last run: subscription %r refused now", record.client_id, topic_filter
+                    )
+            for queued in record.queued[-self._max_queued :]:
+                session.retained_messages.put_nowait(
+                    RetainedApplicationMessage(None, queued.topic, queued.payload, queued.qos)
+                )
+        if state.retained or state.sessions:
+            log.info(
+                "MQTT broker restored %d retained messages and %d persistent sessions",
+                len(state.retained),
+                len(state.sessions),
+            )
