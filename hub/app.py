@@ -23,7 +23,7 @@ from bridges.mqtt.external import ExternalBroker, ExternalBrokerOptions
 from bridges.xmpp.component import ComponentOptions, XmppComponent
 from device_profiles.loader import BUILTIN_DIR, load_profiles
 from hub import logs
-from hub.config import HubConfig
+from hub.config import HubConfig, ListenerConfig
 from hub.core.alerts import AlertRule
 from hub.core.auth import Grant
 from hub.core.device import DeviceConfig
@@ -151,7 +151,7 @@ class App:
         if mqtt.mode == "embedded":
             return EmbeddedBroker(
                 EmbeddedBrokerOptions(
-                    listeners=tuple(Listener(lc.name, lc.kind, lc.host, lc.port) for lc in mqtt.embedded.listeners),
+                    listeners=tuple(_listener(lc) for lc in mqtt.embedded.listeners),
                     users=dict(mqtt.embedded.users),
                     allow_anonymous=mqtt.embedded.allow_anonymous,
                     **self._acl_options(),
@@ -321,6 +321,18 @@ class App:
                     logs.log(logger, level, name, fields)
         except Exception as exc:  # one failed delivery must not stop the hub
             logs.log(logger, "error", "intent.failed", {"intent": type(intent).__name__, "error": repr(exc)})
+
+
+def _listener(config: ListenerConfig) -> Listener:
+    tls = config.tls
+    return Listener(
+        config.name,
+        config.kind,
+        config.host,
+        config.port,
+        certfile=str(tls.certfile) if tls else None,
+        keyfile=str(tls.keyfile) if tls else None,
+    )
 
 
 def secrets_of(config: HubConfig) -> tuple[str, ...]:

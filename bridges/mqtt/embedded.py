@@ -87,6 +87,14 @@ class Listener:
     kind: Literal["tcp", "ws"] = "tcp"
     host: str = "127.0.0.1"  # loopback unless the config says otherwise: amqtt's default is every interface
     port: int = 1883
+    #: PEM certificate (chain) and private key: with both, the listener speaks only TLS (MQTT over TLS, or wss).
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        tls = self.certfile is not None
+        return ("mqtts" if tls else "mqtt") if self.kind == "tcp" else ("wss" if tls else "ws")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,9 @@ class EmbeddedBrokerOptions:
         names = [listener.name for listener in self.listeners]
         if len(set(names)) != len(names):
             raise ValueError(f"listeners: names must be unique, got {names}")
+        for listener in self.listeners:
+            if (listener.certfile is None) != (listener.keyfile is None):
+                raise ValueError(f"listeners: {listener.name}: TLS needs both certfile and keyfile")
         for username, phc in self.users.items():
             try:
                 check_hash(phc)
@@ -180,7 +191,12 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
     # into the others (a tcp listener next to a ws "default" would become ws).
     config.listeners = {
         listener.name: ListenerConfig(
-            type=ListenerType(listener.kind), bind=_bind(listener), max_connections=options.max_connections
+            type=ListenerType(listener.kind),
+            bind=_bind(listener),
+            max_connections=options.max_connections,
+            ssl=listener.certfile is not None,
+            certfile=listener.certfile,
+            keyfile=listener.keyfile,
         )
         for listener in options.listeners
     }
@@ -226,7 +242,7 @@ class EmbeddedBroker:
             self.ready.set()
             log.info(
                 "MQTT broker listening on %s",
-                ", ".join(f"{lst.kind}://{_bind(lst)}" for lst in self._options.listeners),
+                ", ".join(f"{lst.scheme}://{_bind(lst)}" for lst in self._options.listeners),
             )
             self._emit(MqttLinkUp())
             while True:
