@@ -53,7 +53,8 @@ a SIGKILL loses only what changed since the last write.
 
 Limits per client: a PUBLISH deeper than ``max_topic_levels`` is dropped and
 logged with the client id and topic; a SUBSCRIBE filter deeper than that, or
-past ``max_subscriptions_per_client``, gets return code 0x80. Both are counted
+past ``max_subscriptions_per_client``, gets return code 0x80; a CONNECT whose
+Last Will is deeper is refused. Both are counted
 (``HardenedBroker.too_deep_topics``, ``refused_over_subscription_limit``).
 """
 

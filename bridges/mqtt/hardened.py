@@ -281,17 +281,23 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             await _close_quietly(writer)
             raise MQTTError(f"client {incoming.client_id!r} from {where} not authorized")
 
-        if (
+        will_outside_acl = (
             incoming.will_flag
             and self._acl is not None
             and not self._acl.may_publish(incoming.username, incoming.will_topic)
-        ):
-            # The broker publishes the Will for the client: it must not land in another device's namespace.
+        )
+        will_too_deep = incoming.will_flag and self._too_deep(incoming.will_topic)
+        if will_outside_acl or will_too_deep:
+            # The broker publishes the Will for the client: it must not land in another device's namespace,
+            # nor where the client could not publish itself.
+            if will_too_deep:
+                self.too_deep_topics += 1
             log.warning(
-                "MQTT client %r from %s: Last Will topic %r outside its ACL",
+                "MQTT client %r from %s: Last Will topic %r %s",
                 incoming.client_id,
                 where,
                 incoming.will_topic,
+                "outside its ACL" if will_outside_acl else f"deeper than {self._max_levels} levels",
             )
             with contextlib.suppress(Exception):
                 await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)

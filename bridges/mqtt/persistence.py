@@ -7,6 +7,10 @@ connected with clean_session=false: its subscriptions and the QoS 1/2
 messages queued for it while it was away (already bounded per session).
 Messages in flight to a connected client (sent, not yet acknowledged) are not
 kept: amqtt does not re-send them after a reconnect either.
+
+Not amqtt's contrib session plugin: it keeps a database of its own and, by
+default, deletes it on a graceful shutdown; this state belongs with the rest of
+the hub's in one SQLite file, written in the hub's batches.
 """
 
 from __future__ import annotations

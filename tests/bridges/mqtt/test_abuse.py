@@ -344,6 +344,19 @@ async def test_publish_deeper_than_the_limit_is_dropped_logged_and_counted(caplo
         ]
 
 
+async def test_last_will_deeper_than_the_limit_refuses_the_connect() -> None:
+    """The broker would publish the Will for the client, past the depth check of its own PUBLISH."""
+    async with embedded_broker(max_topic_levels=3) as running:
+        deep = Paho(running.port, "deep-will", will=("devices/alice/a/status", b"offline"))
+        try:
+            assert not await deep.connect()
+        finally:
+            await deep.close()
+        async with paho(running.port, "shallow-will", will=("devices/alice/status", b"offline")):
+            pass
+        assert running.adapter.too_deep_topics == 1
+
+
 async def test_subscriptions_past_the_limit_get_0x80_and_are_counted() -> None:
     """A filter deeper than the level limit is refused; three filters allowed: of five in one SUBSCRIBE
     the last two are refused; a filter held already is granted again; once one is unsubscribed a new one fits."""
