@@ -21,8 +21,10 @@ from typing import TypeVar
 from bridges.mqtt.persistence import (
     BrokerChanges,
     BrokerState,
+    QueuedMessage,
     RetainedMessage,
     SessionRecord,
+    queued_from_row,
     session_from_json,
     session_to_json,
 )
@@ -67,6 +69,14 @@ CREATE TABLE IF NOT EXISTS mqtt_retained (
 CREATE TABLE IF NOT EXISTS mqtt_sessions (
     client_id TEXT PRIMARY KEY,
     record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mqtt_queued (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
 );
 """
 
@@ -150,17 +160,26 @@ class Store:
                     retained.append(RetainedMessage(topic, payload, qos))
                 else:
                     bad.append(f"mqtt_retained:{topic}")
+        queued: dict[str, list[QueuedMessage]] = {}
+        query = "SELECT client_id, seq, topic, payload, qos FROM mqtt_queued ORDER BY client_id, seq"
+        with closing(self._db.execute(query)) as rows:
+            for client_id, seq, topic, payload, qos in rows:
+                try:
+                    queued.setdefault(client_id, []).append(queued_from_row(seq, topic, payload, qos))
+                except ValueError:
+                    bad.append(f"mqtt_queued:{client_id}:{seq}")
         sessions: list[SessionRecord] = []
         with closing(self._db.execute("SELECT client_id, record FROM mqtt_sessions ORDER BY client_id")) as rows:
             for client_id, text in rows:
                 try:
-                    sessions.append(session_from_json(client_id, text))
+                    sessions.append(session_from_json(client_id, text, tuple(queued.get(client_id, ()))))
                 except (ValueError, TypeError):
                     bad.append(f"mqtt_sessions:{client_id}")
         return BrokerState(tuple(retained), tuple(sessions)), bad
 
     def save_broker_changes(self, changes: BrokerChanges) -> None:
-        """Upsert or delete each changed retained topic and session. One transaction."""
+        """Upsert or delete each changed retained topic and session; a session's queue gets its new
+        messages and loses those before its first kept one. One transaction."""
         with self._db:
             self._db.execute("BEGIN")
             for topic, message in changes.retained.items():
@@ -171,14 +190,24 @@ class Store:
                         "INSERT OR REPLACE INTO mqtt_retained (topic, payload, qos) VALUES (?, ?, ?)",
                         (topic, message.payload, message.qos),
                     )
-            for client_id, session in changes.sessions.items():
-                if session is None:
-                    self._db.execute("DELETE FROM mqtt_sessions WHERE client_id = ?", (client_id,))
+            for client_id, update in changes.sessions.items():
+                if update is None or update.first_kept is None:
+                    self._db.execute("DELETE FROM mqtt_queued WHERE client_id = ?", (client_id,))
                 else:
                     self._db.execute(
-                        "INSERT OR REPLACE INTO mqtt_sessions (client_id, record) VALUES (?, ?)",
-                        (client_id, session_to_json(session)),
+                        "DELETE FROM mqtt_queued WHERE client_id = ? AND seq < ?", (client_id, update.first_kept)
                     )
+                if update is None:
+                    self._db.execute("DELETE FROM mqtt_sessions WHERE client_id = ?", (client_id,))
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO mqtt_sessions (client_id, record) VALUES (?, ?)",
+                    (client_id, session_to_json(update.record)),
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO mqtt_queued (client_id, seq, topic, payload, qos) VALUES (?, ?, ?, ?, ?)",
+                    ((client_id, m.seq, m.topic, m.payload, m.qos) for m in update.record.queued),
+                )
 
     def close(self) -> None:
         self._db.close()

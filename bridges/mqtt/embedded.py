@@ -260,9 +260,7 @@ class EmbeddedBroker:
         """Write what changed since the last save, in one transaction; on failure keep it for the next."""
         if self._store is None:
             return
-        changes = broker.take_changes()
-        self._unsaved.retained.update(changes.retained)
-        self._unsaved.sessions.update(changes.sessions)
+        self._unsaved.merge(broker.take_changes())
         if not self._unsaved:
             return
         try:

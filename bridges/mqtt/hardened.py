@@ -34,7 +34,14 @@ from amqtt.utils import gen_client_id
 
 from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
-from bridges.mqtt.persistence import BrokerChanges, BrokerState, QueuedMessage, RetainedMessage, SessionRecord
+from bridges.mqtt.persistence import (
+    BrokerChanges,
+    BrokerState,
+    QueuedMessage,
+    RetainedMessage,
+    SessionRecord,
+    SessionUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +145,16 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         self._inner.feed_eof()
 
 
+class _Queued(RetainedApplicationMessage):  # type: ignore[misc]
+    """A message waiting for an offline session, numbered so the store can be told what came and went."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int, source: Session | None, topic: str, data: bytes | bytearray, qos: int) -> None:
+        super().__init__(source, topic, data, qos)
+        self.seq = seq
+
+
 class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
     def handle_read_timeout(self) -> None:
         """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.
@@ -192,6 +209,8 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         self._restoring: BrokerState | None = None
         self._changed_retained: set[str] = set()
         self._changed_sessions: set[str] = set()
+        self._next_seq = 0  # of queued messages, continued from the last run's
+        self._written_seq: dict[str, int] = {}  # per session: the newest queued message already handed out
         self._disconnects_finished: dict[BrokerProtocolHandler, asyncio.Event] = {}
 
     # --- start-up -------------------------------------------------------------------------
@@ -438,8 +457,12 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             queue.get_nowait()
             self.dropped_offline_messages += 1
             log.warning("offline queue of MQTT client %r full: dropped its oldest message", session.client_id)
-        queue.put_nowait(RetainedApplicationMessage(source, topic, data, qos))
+        queue.put_nowait(_Queued(self._take_seq(), source, topic, data, qos))
         self._session_changed(session.client_id)
+
+    def _take_seq(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
 
     # --- message flow -----------------------------------------------------------------------------
 
@@ -628,29 +651,40 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             retained[topic] = (
                 None if message is None else RetainedMessage(topic, bytes(message.data), int(message.qos or 0))
             )
-        sessions: dict[str, SessionRecord | None] = {}
+        sessions: dict[str, SessionUpdate | None] = {}
         for client_id in self._changed_sessions:
             entry = self._sessions.get(client_id)
             session = entry[0] if entry is not None else None
-            persistent = session is not None and session.clean_session is False and not session.is_anonymous
-            sessions[client_id] = self._session_record(session) if persistent else None
+            if session is not None and session.clean_session is False and not session.is_anonymous:
+                sessions[client_id] = self._session_update(session)
+            else:
+                sessions[client_id] = None
+                self._written_seq.pop(client_id, None)
         self._changed_retained.clear()
         self._changed_sessions.clear()
         return BrokerChanges(retained, sessions)
 
-    def _session_record(self, session: Session) -> SessionRecord:
+    def _session_update(self, session: Session) -> SessionUpdate:
+        """The session now, with only the queued messages not handed out before (the queue only grows
+        at its end and shrinks at its front, so that and its first message describe it)."""
+        client_id: str = session.client_id
         queue = session.retained_messages
-        waiting = [queue.get_nowait() for _ in range(queue.qsize())]
+        waiting: list[_Queued] = [queue.get_nowait() for _ in range(queue.qsize())]
         for message in waiting:  # read by taking and putting back, in order: no await in between
             queue.put_nowait(message)
-        connected = session.transitions.is_connected()
-        return SessionRecord(
-            client_id=session.client_id,
+        written = self._written_seq.get(client_id, 0)
+        if waiting:
+            self._written_seq[client_id] = max(written, waiting[-1].seq)
+        record = SessionRecord(
+            client_id=client_id,
             username=session.username,
-            subscriptions=tuple(self._filters.get(session.client_id, {}).items()),
-            queued=tuple(QueuedMessage(m.topic, bytes(m.data), int(m.qos or 0)) for m in waiting),
-            disconnected_at=None if connected else session.last_disconnect_time,
+            subscriptions=tuple(self._filters.get(client_id, {}).items()),
+            queued=tuple(
+                QueuedMessage(m.seq, m.topic, bytes(m.data), int(m.qos or 0)) for m in waiting if m.seq > written
+            ),
+            disconnected_at=None if session.transitions.is_connected() else session.last_disconnect_time,
         )
+        return SessionUpdate(record, waiting[0].seq if waiting else None)
 
     async def _restore(self, state: BrokerState) -> None:
         """Retained messages, then each persistent session offline with its filters and queue.
@@ -678,8 +712,11 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                     )
             for queued in record.queued[-self._max_queued :]:
                 session.retained_messages.put_nowait(
-                    RetainedApplicationMessage(None, queued.topic, queued.payload, queued.qos)
+                    _Queued(queued.seq, None, queued.topic, queued.payload, queued.qos)
                 )
+            if record.queued:
+                self._written_seq[record.client_id] = record.queued[-1].seq
+                self._next_seq = max(self._next_seq, record.queued[-1].seq)
         if state.retained or state.sessions:
             log.info(
                 "MQTT broker restored %d retained messages and %d persistent sessions",

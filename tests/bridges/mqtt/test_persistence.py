@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bridges.mqtt.embedded import Listener
-from bridges.mqtt.persistence import BrokerChanges, SessionRecord
+from bridges.mqtt.persistence import BrokerChanges, SessionRecord, SessionUpdate
 from hub.store import Store
 from tests.bridges.mqtt.embedded_support import Paho, embedded_broker, paho, wait_until
 from tests.support.ports import free_port
@@ -68,6 +68,8 @@ async def test_persistent_session_gets_what_was_published_while_it_was_away_acro
                     break
             assert payloads == [b"before", b"after"]
             assert not message.retain
+            delivered = await wait_until(lambda: [r.queued for r in store.broker_state()[0].sessions] == [()])
+            assert delivered, "the delivered messages are still stored"
         finally:
             await device.close()
 
@@ -98,8 +100,9 @@ async def test_queued_message_is_written_while_the_broker_runs(store: Store, tmp
         try:
 
             def on_disk() -> bool:
-                rows = reader.execute("SELECT record FROM mqtt_sessions WHERE client_id = 'plug-1'").fetchall()
-                return bool(rows) and "devices/plug-1/cmd" in rows[0][0] and '"queued":[[' in rows[0][0]
+                session = reader.execute("SELECT record FROM mqtt_sessions WHERE client_id = 'plug-1'").fetchall()
+                queue = reader.execute("SELECT payload FROM mqtt_queued WHERE client_id = 'plug-1'").fetchall()
+                return bool(session) and "devices/plug-1/cmd" in session[0][0] and queue == [(b"queued",)]
 
             assert await wait_until(on_disk)
         finally:
@@ -133,9 +136,27 @@ async def test_todays_acl_applies_to_restored_sessions(store: Store) -> None:
 async def test_restored_session_past_its_expiry_is_forgotten(store: Store) -> None:
     """Away for an hour with a 60 s expiry: the restarted broker drops the session and its row."""
     away = SessionRecord("plug-1", "alice", (("devices/plug-1/cmd", 1),), (), time.time() - 3600)
-    store.save_broker_changes(BrokerChanges(sessions={"plug-1": away}))
+    store.save_broker_changes(BrokerChanges(sessions={"plug-1": SessionUpdate(away, None)}))
     listener = Listener(port=free_port())
     async with embedded_broker(listeners=(listener,), store=store, session_expiry_s=60):
         assert await wait_until(lambda: store.broker_state()[0].sessions == ())
         async with paho(listener.port, "plug-1", clean=False) as device:
             assert device.session_present is False
+
+
+async def test_stored_queue_keeps_the_bound(store: Store) -> None:
+    """Three messages for a session that may hold two: the oldest leaves the store as it leaves the queue."""
+    listener = Listener(port=free_port())
+    async with embedded_broker(listeners=(listener,), store=store, max_queued_per_session=2):
+        device = Paho(listener.port, "plug-1", clean=False)
+        assert await device.connect()
+        await device.subscribe("devices/plug-1/cmd", qos=1)
+        await device.disconnect()
+        async with paho(listener.port, "hub-side", user="bob") as sender:
+            for payload in (b"one", b"two", b"three"):
+                await sender.publish("devices/plug-1/cmd", payload, qos=1)
+
+        def stored() -> list[bytes]:
+            return [m.payload for r in store.broker_state()[0].sessions for m in r.queued]
+
+        assert await wait_until(lambda: stored() == [b"two", b"three"]), stored()
