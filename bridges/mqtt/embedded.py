@@ -45,6 +45,10 @@ patterns (``devices/kitchen/#``); a refused PUBLISH is dropped, a refused
 SUBSCRIBE gets return code 0x80, and a CONNECT whose Last Will points outside
 is refused. Users in ``acl_unrestricted`` are not checked.
 
+TLS: a :class:`Listener` with ``certfile`` and ``keyfile`` speaks only TLS
+(MQTT over TLS for ``tcp``, wss for ``ws``); its handshake must finish within
+``connect_timeout_s``. Clients are not asked for a certificate.
+
 Persistence (``bridges.mqtt.persistence``), when given a store: retained
 messages and persistent sessions (clean_session=false: subscriptions and the
 queued QoS 1/2 messages) are read back at start and written in one

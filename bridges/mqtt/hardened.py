@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any
 
+import websockets
 from amqtt.adapters import (
     ReaderAdapter,
     StreamReaderAdapter,
@@ -22,7 +25,7 @@ from amqtt.adapters import (
     WriterAdapter,
 )
 from amqtt.broker import Broker, RetainedApplicationMessage
-from amqtt.contexts import Action, BrokerConfig
+from amqtt.contexts import Action, BrokerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPacket
@@ -31,6 +34,7 @@ from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
+from websockets import Subprotocol
 
 from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
@@ -233,6 +237,42 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             await self._restore(state)
             self._tracking = True
         await super()._start_listeners()
+
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Any:
+        """amqtt's servers, but on a TLS listener the handshake must end within ``connect_timeout_s``.
+
+        The CONNECT timer starts only once the handshake is done, so a client that opened a TLS
+        port and sent nothing was held for asyncio's 60 s handshake timeout.
+        """
+        if ssl_context is None:
+            return await super()._create_server_instance(listener_name, listener_type, address, port, None)
+        timeout = self._connect_timeout_s
+        if listener_type is ListenerType.TCP:
+            return await asyncio.start_server(
+                functools.partial(self.stream_connected, listener_name=listener_name),
+                address,
+                port,
+                reuse_address=True,
+                ssl=ssl_context,
+                ssl_handshake_timeout=timeout,
+            )
+        if listener_type is ListenerType.WS:
+            return await websockets.serve(
+                functools.partial(self.ws_connected, listener_name=listener_name),
+                address,
+                port,
+                subprotocols=[Subprotocol("mqtt")],
+                ssl=ssl_context,
+                ssl_handshake_timeout=timeout,
+            )
+        return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
 
     @classmethod
     def _split_bindaddr_port(cls, port_str: str, default_port: int) -> tuple[str | None, int]:

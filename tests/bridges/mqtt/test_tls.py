@@ -83,6 +83,20 @@ async def test_plaintext_client_is_refused_on_the_tls_port(certificate: tuple[Pa
             await device.close()
 
 
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+async def test_silent_connection_to_a_tls_port_is_dropped_after_the_connect_timeout(
+    certificate: tuple[Path, Path], kind: str
+) -> None:
+    """No ClientHello: closed after connect_timeout_s (1 s here), not asyncio's 60 s TLS handshake timeout."""
+    listener = tls_listener("secure", kind, certificate)
+    async with embedded_broker(listeners=(listener,), connect_timeout_s=1.0):
+        reader, writer = await asyncio.open_connection(HOST, listener.port)
+        try:
+            assert await closed_by_peer(reader, within=5.0)
+        finally:
+            writer.close()
+
+
 async def _accepted(client: Paho) -> bool:
     """Whether a CONNECT is accepted within 3 s (a client that never gets a CONNACK is not)."""
     try:
