@@ -83,6 +83,22 @@ async def test_plaintext_client_is_refused_on_the_tls_port(certificate: tuple[Pa
             await device.close()
 
 
+async def test_a_device_that_carries_a_client_certificate_is_not_refused(
+    certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """No client is asked for a certificate: one that has its own (self-signed, for another broker) still
+    gets in with its password. amqtt asked for an optional one and refused any the system CAs did not sign."""
+    client_cert, client_key = self_signed(tmp_path, "device")
+    listener = tls_listener("secure", "tcp", certificate)
+    async with embedded_broker(listeners=(listener,)):
+        device = Paho(listener.port, "with-cert")
+        device.client.tls_set(ca_certs=str(certificate[0]), certfile=str(client_cert), keyfile=str(client_key))
+        try:
+            assert await device.connect()
+        finally:
+            await device.close()
+
+
 @pytest.mark.parametrize("kind", ["tcp", "ws"])
 async def test_silent_connection_to_a_tls_port_is_dropped_after_the_connect_timeout(
     certificate: tuple[Path, Path], kind: str
