@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+"""
+
+
+#: The embedded broker's retained messages and persistent sessions, a queued message per row
+#: (``bridges.mqtt.persistence``). Not WITHOUT ROWID: payloads may be large.
+_BROKER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS mqtt_retained (
     topic TEXT PRIMARY KEY,
     payload BLOB NOT NULL,
@@ -88,6 +94,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_BROKER_SCHEMA)
 
     def subscriptions(self) -> Iterator[tuple[str, str]]:
         with closing(self._db.execute("SELECT device_jid, operator FROM subscriptions ORDER BY 1, 2")) as rows:
@@ -100,54 +107,6 @@ class Store:
             )
         else:
             self._db.execute("DELETE FROM subscriptions WHERE device_jid = ? AND operator = ?", (device_jid, operator))
-
-    def devices(self) -> tuple[list[DeviceRecord], list[str]]:
-        """Stored devices, and the keys of rows that do not decode (skipped)."""
-        return self._load("SELECT jid, record FROM devices ORDER BY jid", device_from_json)
-
-    def commands(self) -> tuple[list[CommandRecord], list[str]]:
-        """Stored unfinished commands, and the keys of rows that do not decode (skipped)."""
-        return self._load("SELECT cid, record FROM commands ORDER BY cid", command_from_json)
-
-    def outbox(self) -> tuple[OutboxRecord | None, list[str]]:
-        """Chat messages held while XMPP was down, if any were stored (and ``["outbox"]`` if damaged)."""
-        found, bad = self._load("SELECT key, value FROM state WHERE key = 'outbox'", outbox_from_json)
-        return (found[0] if found else None), bad
-
-    def _load(self, query: str, decode: Callable[[str], T]) -> tuple[list[T], list[str]]:
-        good: list[T] = []
-        bad: list[str] = []
-        with closing(self._db.execute(query)) as rows:
-            for key, text in rows:
-                try:
-                    good.append(decode(text))
-                except RecordError:
-                    bad.append(key)
-        return good, bad
-
-    def save(
-        self,
-        devices: Iterable[DeviceRecord] = (),
-        commands: Iterable[CommandRecord] | None = None,
-        outbox: OutboxRecord | None = None,
-    ) -> None:
-        """Upsert ``devices``; ``commands`` and ``outbox``, when given, replace what is stored. One transaction."""
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO devices (jid, record) VALUES (?, ?)",
-                ((d.jid, device_to_json(d)) for d in devices),
-            )
-            if commands is not None:
-                self._db.execute("DELETE FROM commands")
-                self._db.executemany(
-                    "INSERT INTO commands (cid, record) VALUES (?, ?)",
-                    ((c.cid, command_to_json(c)) for c in commands),
-                )
-            if outbox is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO state (key, value) VALUES ('outbox', ?)", (outbox_to_json(outbox),)
-                )
 
     def broker_state(self) -> tuple[BrokerState, list[str]]:
         """The embedded broker's retained messages and persistent sessions, and the keys of rows that
@@ -207,6 +166,54 @@ class Store:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO mqtt_queued (client_id, seq, topic, payload, qos) VALUES (?, ?, ?, ?, ?)",
                     ((client_id, m.seq, m.topic, m.payload, m.qos) for m in update.record.queued),
+                )
+
+    def devices(self) -> tuple[list[DeviceRecord], list[str]]:
+        """Stored devices, and the keys of rows that do not decode (skipped)."""
+        return self._load("SELECT jid, record FROM devices ORDER BY jid", device_from_json)
+
+    def commands(self) -> tuple[list[CommandRecord], list[str]]:
+        """Stored unfinished commands, and the keys of rows that do not decode (skipped)."""
+        return self._load("SELECT cid, record FROM commands ORDER BY cid", command_from_json)
+
+    def outbox(self) -> tuple[OutboxRecord | None, list[str]]:
+        """Chat messages held while XMPP was down, if any were stored (and ``["outbox"]`` if damaged)."""
+        found, bad = self._load("SELECT key, value FROM state WHERE key = 'outbox'", outbox_from_json)
+        return (found[0] if found else None), bad
+
+    def _load(self, query: str, decode: Callable[[str], T]) -> tuple[list[T], list[str]]:
+        good: list[T] = []
+        bad: list[str] = []
+        with closing(self._db.execute(query)) as rows:
+            for key, text in rows:
+                try:
+                    good.append(decode(text))
+                except RecordError:
+                    bad.append(key)
+        return good, bad
+
+    def save(
+        self,
+        devices: Iterable[DeviceRecord] = (),
+        commands: Iterable[CommandRecord] | None = None,
+        outbox: OutboxRecord | None = None,
+    ) -> None:
+        """Upsert ``devices``; ``commands`` and ``outbox``, when given, replace what is stored. One transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO devices (jid, record) VALUES (?, ?)",
+                ((d.jid, device_to_json(d)) for d in devices),
+            )
+            if commands is not None:
+                self._db.execute("DELETE FROM commands")
+                self._db.executemany(
+                    "INSERT INTO commands (cid, record) VALUES (?, ?)",
+                    ((c.cid, command_to_json(c)) for c in commands),
+                )
+            if outbox is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO state (key, value) VALUES ('outbox', ?)", (outbox_to_json(outbox),)
                 )
 
     def close(self) -> None:
