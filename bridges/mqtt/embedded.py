@@ -264,10 +264,10 @@ class EmbeddedBroker:
         """Write what changed since the last save, in one transaction; on failure keep it for the next."""
         if self._store is None:
             return
-        self._unsaved.merge(broker.take_changes())
-        if not self._unsaved:
-            return
         try:
+            self._unsaved.merge(broker.take_changes())
+            if not self._unsaved:
+                return
             self._store.save_broker_changes(self._unsaved)
         except Exception as exc:  # a full disk must not stop the broker; the next save tries again
             log.error(
