@@ -23,7 +23,7 @@ from bridges.mqtt.external import ExternalBroker, ExternalBrokerOptions
 from bridges.xmpp.component import ComponentOptions, XmppComponent
 from device_profiles.loader import BUILTIN_DIR, load_profiles
 from hub import logs
-from hub.config import HubConfig
+from hub.config import HubConfig, ListenerConfig
 from hub.core.alerts import AlertRule
 from hub.core.auth import Grant
 from hub.core.device import DeviceConfig
@@ -161,14 +161,17 @@ class App:
         if mqtt.mode == "embedded":
             return EmbeddedBroker(
                 EmbeddedBrokerOptions(
-                    listeners=tuple(Listener(lc.name, lc.kind, lc.host, lc.port) for lc in mqtt.embedded.listeners),
+                    listeners=tuple(_listener(lc) for lc in mqtt.embedded.listeners),
                     users=dict(mqtt.embedded.users),
                     allow_anonymous=mqtt.embedded.allow_anonymous,
                     **self._acl_options(),
                     max_publish_rate=mqtt.embedded.max_publish_rate,
+                    max_topic_levels=mqtt.embedded.max_topic_levels,
+                    max_subscriptions_per_client=mqtt.embedded.max_subscriptions_per_client,
                     max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,
+                self.store,
             )
         ext = mqtt.external
         return ExternalBroker(
@@ -343,6 +346,18 @@ class App:
                     logs.log(logger, level, name, fields)
         except Exception as exc:  # one failed delivery must not stop the hub
             logs.log(logger, "error", "intent.failed", {"intent": type(intent).__name__, "error": repr(exc)})
+
+
+def _listener(config: ListenerConfig) -> Listener:
+    tls = config.tls
+    return Listener(
+        config.name,
+        config.kind,
+        config.host,
+        config.port,
+        certfile=str(tls.certfile) if tls else None,
+        keyfile=str(tls.keyfile) if tls else None,
+    )
 
 
 def secrets_of(config: HubConfig) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ reported as ``file:line: field: reason`` before anything starts.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,11 +57,39 @@ class XmppConfig(_Strict):
         return self
 
 
+class TlsConfig(_Strict):
+    """A listener's certificate: with it the listener speaks only TLS (MQTT over TLS, or secure WebSocket)."""
+
+    certfile: Path = Field(description="PEM certificate, followed by any intermediate certificates.")
+    keyfile: Path = Field(description="PEM private key of that certificate.")
+
+    @field_validator("certfile", "keyfile")
+    @classmethod
+    def _readable(cls, path: Path) -> Path:
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+        return path
+
+    @model_validator(mode="after")
+    def _a_pair(self) -> TlsConfig:
+        """Load them as the broker will, so a wrong key or a file that is no PEM fails here, not at start."""
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(self.certfile, self.keyfile)
+        except ssl.SSLError as exc:
+            files = f"{str(self.certfile)!r} and {str(self.keyfile)!r}"
+            raise ValueError(f"{files} are not a certificate and its key: {exc.reason or exc}") from None
+        return self
+
+
 class ListenerConfig(_Strict):
     name: str = "default"
     kind: Literal["tcp", "ws"] = "tcp"
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65535)
+    tls: TlsConfig | None = None
 
     @field_validator("host")
     @classmethod
@@ -106,6 +135,12 @@ class EmbeddedConfig(_Strict):
     acl: AclConfig = AclConfig()
     max_publish_rate: float | None = Field(
         default=1000.0, gt=0, description="PUBLISH packets per second per connection; past it the client is slowed."
+    )
+    max_topic_levels: int = Field(
+        default=16, ge=1, le=1024, description="Levels a topic may have; a deeper PUBLISH is dropped, a filter refused."
+    )
+    max_subscriptions_per_client: int = Field(
+        default=100, ge=1, description="Topic filters one MQTT client may hold; further ones get return code 0x80."
     )
 
     @field_validator("users")
@@ -254,14 +289,27 @@ _FILE_KEYS = (("xmpp", "secret_file"), ("mqtt", "external", "password_file"), ("
 
 def _rebase_files(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative secret and certificate paths in the file are relative to the file."""
+    sections: list[tuple[Any, str]] = []
     for keys in _FILE_KEYS:
         section: Any = data
         for key in keys[:-1]:
             section = section.get(key) if isinstance(section, dict) else None
-        if isinstance(section, dict) and isinstance(section.get(keys[-1]), str):
-            value = Path(section[keys[-1]])
+        sections.append((section, keys[-1]))
+    listeners = _get(data, "mqtt", "embedded", "listeners")
+    for listener in listeners if isinstance(listeners, list) else []:
+        tls = _get(listener, "tls")
+        sections += [(tls, "certfile"), (tls, "keyfile")]
+    for section, key in sections:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            value = Path(section[key])
             if not value.is_absolute():
-                section[keys[-1]] = str(base / value)
+                section[key] = str(base / value)
+    return data
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
     return data
 
 

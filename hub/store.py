@@ -1,4 +1,5 @@
-"""Durable hub state: subscriptions, devices (readings, availability, alerts) and unfinished commands.
+"""Durable hub state: subscriptions, devices (readings, availability, alerts), unfinished commands,
+and the embedded broker's retained messages and persistent MQTT sessions.
 
 SQLite in WAL mode under the state directory, so a restart (even after
 SIGKILL) keeps every operator's roster; without it a restarted hub would
@@ -17,6 +18,16 @@ from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
+from bridges.mqtt.persistence import (
+    BrokerChanges,
+    BrokerState,
+    QueuedMessage,
+    RetainedMessage,
+    SessionRecord,
+    queued_from_row,
+    session_from_json,
+    session_to_json,
+)
 from hub.core.snapshot import (
     CommandRecord,
     DeviceRecord,
@@ -60,6 +71,29 @@ CREATE TABLE IF NOT EXISTS discovery (
 """
 
 
+#: The embedded broker's retained messages and persistent sessions, a queued message per row
+#: (``bridges.mqtt.persistence``). Not WITHOUT ROWID: payloads may be large.
+_BROKER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mqtt_retained (
+    topic TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mqtt_sessions (
+    client_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mqtt_queued (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
+);
+"""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +101,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_BROKER_SCHEMA)
 
     def subscriptions(self) -> Iterator[tuple[str, str]]:
         with closing(self._db.execute("SELECT device_jid, operator FROM subscriptions ORDER BY 1, 2")) as rows:
@@ -79,6 +114,66 @@ class Store:
             )
         else:
             self._db.execute("DELETE FROM subscriptions WHERE device_jid = ? AND operator = ?", (device_jid, operator))
+
+    def broker_state(self) -> tuple[BrokerState, list[str]]:
+        """The embedded broker's retained messages and persistent sessions, and the keys of rows that
+        do not decode (skipped)."""
+        bad: list[str] = []
+        retained: list[RetainedMessage] = []
+        with closing(self._db.execute("SELECT topic, payload, qos FROM mqtt_retained ORDER BY topic")) as rows:
+            for topic, payload, qos in rows:
+                if isinstance(topic, str) and topic and isinstance(payload, bytes) and qos in (0, 1, 2):
+                    retained.append(RetainedMessage(topic, payload, qos))
+                else:
+                    bad.append(f"mqtt_retained:{topic}")
+        queued: dict[str, list[QueuedMessage]] = {}
+        query = "SELECT client_id, seq, topic, payload, qos FROM mqtt_queued ORDER BY client_id, seq"
+        with closing(self._db.execute(query)) as rows:
+            for client_id, seq, topic, payload, qos in rows:
+                try:
+                    queued.setdefault(client_id, []).append(queued_from_row(seq, topic, payload, qos))
+                except ValueError:
+                    bad.append(f"mqtt_queued:{client_id}:{seq}")
+        sessions: list[SessionRecord] = []
+        with closing(self._db.execute("SELECT client_id, record FROM mqtt_sessions ORDER BY client_id")) as rows:
+            for client_id, text in rows:
+                try:
+                    sessions.append(session_from_json(client_id, text, tuple(queued.get(client_id, ()))))
+                except (ValueError, TypeError):
+                    bad.append(f"mqtt_sessions:{client_id}")
+        return BrokerState(tuple(retained), tuple(sessions)), bad
+
+    def save_broker_changes(self, changes: BrokerChanges) -> None:
+        """Upsert or delete each changed retained topic and session; a session's queue gets its new
+        messages and loses those before its first kept one. One transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for topic, message in changes.retained.items():
+                if message is None:
+                    self._db.execute("DELETE FROM mqtt_retained WHERE topic = ?", (topic,))
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO mqtt_retained (topic, payload, qos) VALUES (?, ?, ?)",
+                        (topic, message.payload, message.qos),
+                    )
+            for client_id, update in changes.sessions.items():
+                if update is None or update.first_kept is None:
+                    self._db.execute("DELETE FROM mqtt_queued WHERE client_id = ?", (client_id,))
+                else:
+                    self._db.execute(
+                        "DELETE FROM mqtt_queued WHERE client_id = ? AND seq < ?", (client_id, update.first_kept)
+                    )
+                if update is None:
+                    self._db.execute("DELETE FROM mqtt_sessions WHERE client_id = ?", (client_id,))
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO mqtt_sessions (client_id, record) VALUES (?, ?)",
+                    (client_id, session_to_json(update.record)),
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO mqtt_queued (client_id, seq, topic, payload, qos) VALUES (?, ?, ?, ?, ?)",
+                    ((client_id, m.seq, m.topic, m.payload, m.qos) for m in update.record.queued),
+                )
 
     def devices(self) -> tuple[list[DeviceRecord], list[str]]:
         """Stored devices, and the keys of rows that do not decode (skipped)."""

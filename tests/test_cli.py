@@ -62,6 +62,24 @@ def test_check_config_lists_every_problem_with_file_and_line(tmp_path: Path) -> 
     assert "plaintext-password" not in result.stderr
 
 
+def test_check_config_names_an_unreadable_tls_key(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        "xmpp: {domain: devices.example.org, secret: s3cret}\n"
+        "mqtt:\n"
+        "  embedded:\n"
+        "    listeners:\n"
+        "      - {name: secure, port: 8883, tls: {certfile: hub.crt, keyfile: hub.key}}\n"
+    )
+    (tmp_path / "hub.crt").write_text("not a certificate")
+    result = run_hub("check-config", "-c", str(config))
+    assert result.returncode == 1
+    assert (
+        f"{config}:5: mqtt.embedded.listeners.0.tls.keyfile: cannot read "
+        f"'{tmp_path / 'hub.key'}': No such file or directory"
+    ) in result.stderr.splitlines()
+
+
 def test_check_config_refuses_unknown_profiles_and_ambiguous_bindings(tmp_path: Path) -> None:
     config = tmp_path / "hub.yaml"
     config.write_text(

@@ -10,6 +10,7 @@ import pytest
 
 from hub.config import load_config
 from hub.validation import ConfigError, Problem
+from tests.support.certs import self_signed
 
 ARGON2 = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 
@@ -52,6 +53,7 @@ def test_minimal_config_and_defaults(tmp_path: Path) -> None:
     assert config.mqtt.embedded.allow_anonymous is False
     assert [(b.name, b.profile) for b in config.bindings] == [("hub", "hub")]
     assert config.limits.confirm_timeout == 5.0
+    assert (config.mqtt.embedded.max_topic_levels, config.mqtt.embedded.max_subscriptions_per_client) == (16, 100)
     # Relative paths are relative to the file, not to the working directory.
     assert config.state_dir == tmp_path / "state"
 
@@ -224,6 +226,68 @@ def test_listener_must_bind_to_an_address(tmp_path: Path) -> None:
     assert problems(path) == [
         Problem(str(path), 6, "mqtt.embedded.listeners.1.host", "'example.org' is not an IP address to bind to")
     ]
+
+
+def test_broker_limits_must_be_positive(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        xmpp: {domain: hub.example, secret: s}
+        mqtt:
+          embedded:
+            max_topic_levels: 0
+            max_subscriptions_per_client: 5
+        """,
+    )
+    assert problems(path) == [
+        Problem(str(path), 4, "mqtt.embedded.max_topic_levels", "Input should be greater than or equal to 1")
+    ]
+
+
+def test_tls_listener_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    self_signed(tmp_path / "tls", "mqtt")
+    path = write(
+        tmp_path,
+        """
+        xmpp: {domain: hub.example, secret: s}
+        mqtt:
+          embedded:
+            listeners:
+              - {name: secure, port: 8883, tls: {certfile: tls/mqtt.crt, keyfile: tls/mqtt.key}}
+              - {name: web, kind: ws, port: 8884}
+        """,
+    )
+    secure, web = load_config(path).mqtt.embedded.listeners
+    assert secure.tls is not None
+    assert (secure.tls.certfile, secure.tls.keyfile) == (tmp_path / "tls/mqtt.crt", tmp_path / "tls/mqtt.key")
+    assert web.tls is None
+
+
+def test_tls_files_that_are_missing_or_do_not_match_are_refused(tmp_path: Path) -> None:
+    self_signed(tmp_path, "one")
+    self_signed(tmp_path, "two")
+    path = write(
+        tmp_path,
+        """
+        xmpp: {domain: hub.example, secret: s}
+        mqtt:
+          embedded:
+            listeners:
+              - {name: a, port: 8883, tls: {certfile: nosuch.crt, keyfile: one.key}}
+              - {name: b, port: 8884, tls: {certfile: one.crt, keyfile: two.key}}
+        """,
+    )
+    missing, mismatched = problems(path)
+    assert missing == Problem(
+        str(path),
+        5,
+        "mqtt.embedded.listeners.0.tls.certfile",
+        f"cannot read '{tmp_path / 'nosuch.crt'}': No such file or directory",
+    )
+    assert (mismatched.line, mismatched.field) == (6, "mqtt.embedded.listeners.1.tls")
+    assert mismatched.reason.startswith(
+        f"'{tmp_path / 'one.crt'}' and '{tmp_path / 'two.key'}' are not a certificate and its key: "
+    ), mismatched.reason
 
 
 def test_duplicate_binding_names(tmp_path: Path) -> None:

@@ -44,6 +44,22 @@ a device logged in as ``kitchen`` publishes and subscribes only under its own
 patterns (``devices/kitchen/#``); a refused PUBLISH is dropped, a refused
 SUBSCRIBE gets return code 0x80, and a CONNECT whose Last Will points outside
 is refused. Users in ``acl_unrestricted`` are not checked.
+
+TLS: a :class:`Listener` with ``certfile`` and ``keyfile`` speaks only TLS
+(MQTT over TLS for ``tcp``, wss for ``ws``); its handshake must finish within
+``connect_timeout_s``. Clients are not asked for a certificate.
+
+Persistence (``bridges.mqtt.persistence``), when given a store: retained
+messages and persistent sessions (clean_session=false: subscriptions and the
+queued QoS 1/2 messages) are read back at start and written in one
+transaction at most every ``persist_every_s``, and once more on the way down;
+a SIGKILL loses only what changed since the last write.
+
+Limits per client: a PUBLISH deeper than ``max_topic_levels`` is dropped and
+logged with the client id and topic; a SUBSCRIBE filter deeper than that, or
+past ``max_subscriptions_per_client``, gets return code 0x80; a CONNECT whose
+Last Will is deeper is refused. Both are counted
+(``HardenedBroker.too_deep_topics``, ``refused_over_subscription_limit``).
 """
 
 from __future__ import annotations
@@ -59,6 +75,7 @@ from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 from bridges.mqtt.acl import TopicAcl, check_pattern
 from bridges.mqtt.hardened import HardenedBroker
 from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
+from bridges.mqtt.persistence import BrokerChanges, BrokerStateStore
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
 from hub.core.events import MqttLinkUp
 from hub.core.intents import PublishMqtt
@@ -75,6 +92,14 @@ class Listener:
     kind: Literal["tcp", "ws"] = "tcp"
     host: str = "127.0.0.1"  # loopback unless the config says otherwise: amqtt's default is every interface
     port: int = 1883
+    #: PEM certificate (chain) and private key: with both, the listener speaks only TLS (MQTT over TLS, or wss).
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        tls = self.certfile is not None
+        return ("mqtts" if tls else "mqtt") if self.kind == "tcp" else ("wss" if tls else "ws")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +115,7 @@ class EmbeddedBrokerOptions:
     max_connections: int = 1024
     #: Seconds a new connection may take to send its CONNECT, and any packet to arrive once begun.
     connect_timeout_s: float = 10.0
-    #: A persistent session offline this long is forgotten (None: kept while the hub runs).
+    #: A persistent session offline this long is forgotten (None: kept for good).
     session_expiry_s: int | None = 7 * 24 * 3600
     #: Per-device topic ACL: ``{"publish": (...), "subscribe": (...)}``, topic filters in which
     #: ``{username}`` is the client's user name, e.g. ``devices/{username}/#``. Empty: no ACL.
@@ -100,6 +125,12 @@ class EmbeddedBrokerOptions:
     #: PUBLISH packets per second one connection may send (bursts up to as many); past it the
     #: broker reads that connection more slowly, so a flooding client slows only itself. None: no limit.
     max_publish_rate: float | None = 1000.0
+    #: Levels a topic may have (``a/b/c`` has 3): a deeper PUBLISH is dropped, a deeper filter refused (0x80).
+    max_topic_levels: int = 16
+    #: Filters one client may hold at once; past it a SUBSCRIBE gets 0x80 for each further filter.
+    max_subscriptions_per_client: int = 100
+    #: With a store: retained messages and persistent sessions are written at most this often.
+    persist_every_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.listeners:
@@ -107,13 +138,26 @@ class EmbeddedBrokerOptions:
         names = [listener.name for listener in self.listeners]
         if len(set(names)) != len(names):
             raise ValueError(f"listeners: names must be unique, got {names}")
+        for listener in self.listeners:
+            if (listener.certfile is None) != (listener.keyfile is None):
+                raise ValueError(f"listeners: {listener.name}: TLS needs both certfile and keyfile")
         for username, phc in self.users.items():
             try:
                 check_hash(phc)
             except ValueError as exc:
                 raise ValueError(f"users: {username}: {exc}") from None
-        if self.max_packet_bytes < 1 or self.max_queued_per_session < 1 or self.max_connections < 1:
-            raise ValueError("max_packet_bytes, max_queued_per_session and max_connections must be positive")
+        counts = (
+            self.max_packet_bytes,
+            self.max_queued_per_session,
+            self.max_connections,
+            self.max_topic_levels,
+            self.max_subscriptions_per_client,
+        )
+        if min(counts) < 1:
+            raise ValueError(
+                "max_packet_bytes, max_queued_per_session, max_connections, max_topic_levels"
+                " and max_subscriptions_per_client must be positive"
+            )
         if self.max_publish_rate is not None and self.max_publish_rate <= 0:
             raise ValueError("max_publish_rate must be positive (or None for no limit)")
         unknown = set(self.acl) - {"publish", "subscribe"}
@@ -152,7 +196,12 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
     # into the others (a tcp listener next to a ws "default" would become ws).
     config.listeners = {
         listener.name: ListenerConfig(
-            type=ListenerType(listener.kind), bind=_bind(listener), max_connections=options.max_connections
+            type=ListenerType(listener.kind),
+            bind=_bind(listener),
+            max_connections=options.max_connections,
+            ssl=listener.certfile is not None,
+            certfile=listener.certfile,
+            keyfile=listener.keyfile,
         )
         for listener in options.listeners
     }
@@ -162,9 +211,11 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
 class EmbeddedBroker:
     """The hub's :class:`~hub.core.ports.MqttPort` when it is the devices' broker."""
 
-    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink) -> None:
+    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink, store: BrokerStateStore | None = None) -> None:
         self._options = options
         self._emit = emit
+        self._store = store
+        self._unsaved = BrokerChanges()
         self._broker: HardenedBroker | None = None
         #: Set while the listeners accept connections.
         self.ready = asyncio.Event()
@@ -181,21 +232,62 @@ class EmbeddedBroker:
             connect_timeout_s=self._options.connect_timeout_s,
             acl=self._options.topic_acl(),
             max_publish_rate=self._options.max_publish_rate,
+            max_topic_levels=self._options.max_topic_levels,
+            max_subscriptions_per_client=self._options.max_subscriptions_per_client,
         )
+        store = self._store
+        if store is not None:
+            state, bad = store.broker_state()
+            for key in bad:
+                log.warning("stored MQTT state %r does not decode: skipped", key)
+            broker.persist(state)
         await broker.start()
         self._broker = broker
         try:
             self.ready.set()
             log.info(
                 "MQTT broker listening on %s",
-                ", ".join(f"{lst.kind}://{_bind(lst)}" for lst in self._options.listeners),
+                ", ".join(f"{lst.scheme}://{_bind(lst)}" for lst in self._options.listeners),
             )
             self._emit(MqttLinkUp())
-            await asyncio.Event().wait()
+            while True:
+                await asyncio.sleep(self._options.persist_every_s)
+                self._save(broker)
         finally:
             self.ready.clear()
             self._broker = None
+            self._save(broker)
+            broker.stop_persisting()
             await broker.shutdown()
+
+    def _save(self, broker: HardenedBroker) -> None:
+        """Write what changed since the last save, in one transaction; on failure keep it for the next."""
+        if self._store is None:
+            return
+        try:
+            self._unsaved.merge(broker.take_changes())
+            if not self._unsaved:
+                return
+            self._store.save_broker_changes(self._unsaved)
+        except Exception as exc:  # a full disk must not stop the broker; the next save tries again
+            log.error(
+                "MQTT broker state not saved (%d retained, %d sessions waiting): %r",
+                len(self._unsaved.retained),
+                len(self._unsaved.sessions),
+                exc,
+            )
+            return
+        self._unsaved = BrokerChanges()
+
+    @property
+    def too_deep_topics(self) -> int:
+        """PUBLISH packets dropped and filters refused for having more than ``max_topic_levels`` levels."""
+        return self._broker.too_deep_topics if self._broker is not None else 0
+
+    @property
+    def refused_over_subscription_limit(self) -> int:
+        """Filters refused because their client already held ``max_subscriptions_per_client``."""
+        return self._broker.refused_over_subscription_limit if self._broker is not None else 0
 
     async def publish(self, intent: PublishMqtt) -> None:
         """Deliver to the subscribers in-process; with ``retain`` also store it (an empty payload clears).

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any
 
+import websockets
 from amqtt.adapters import (
     ReaderAdapter,
     StreamReaderAdapter,
@@ -22,7 +25,7 @@ from amqtt.adapters import (
     WriterAdapter,
 )
 from amqtt.broker import Broker, RetainedApplicationMessage
-from amqtt.contexts import Action, BrokerConfig
+from amqtt.contexts import Action, BrokerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPacket
@@ -31,15 +34,25 @@ from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
+from websockets import Subprotocol
 
 from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
+from bridges.mqtt.persistence import (
+    BrokerChanges,
+    BrokerState,
+    QueuedMessage,
+    RetainedMessage,
+    SessionRecord,
+    SessionUpdate,
+)
 
 log = logging.getLogger(__name__)
 
 _AUTHENTICATED = "hub.authenticated"  # Session.attributes key: the CONNECT passed authentication
 _KEEPALIVE_FACTOR = 1.5  # MQTT-3.1.2-24: silence longer than 1.5 x keep-alive ends the connection
 _TAKEOVER_WAIT_S = 2.0
+_REFUSED = 0x80  # SUBACK return code: failure
 # Fields a returning persistent client brings with its new CONNECT (amqtt forgets clean_session,
 # will_retain and is_anonymous, so a session once clean or anonymous stayed so).
 _RENEWED_ON_CONNECT = (
@@ -136,6 +149,16 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         self._inner.feed_eof()
 
 
+class _Queued(RetainedApplicationMessage):  # type: ignore[misc]
+    """A message waiting for an offline session, numbered so the store can be told what came and went."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int, source: Session | None, topic: str, data: bytes | bytearray, qos: int) -> None:
+        super().__init__(source, topic, data, qos)
+        self.seq = seq
+
+
 class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
     def handle_read_timeout(self) -> None:
         """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.
@@ -167,6 +190,8 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         connect_timeout_s: float,
         acl: TopicAcl | None = None,
         max_publish_rate: float | None = None,
+        max_topic_levels: int | None = None,
+        max_subscriptions_per_client: int | None = None,
     ) -> None:
         super().__init__(config)
         self._acl = acl
@@ -174,7 +199,22 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         self._max_packet_bytes = max_packet_bytes
         self._max_queued = max_queued_per_session
         self._connect_timeout_s = connect_timeout_s
+        self._max_levels = max_topic_levels
+        self._max_subscriptions = max_subscriptions_per_client
         self.dropped_offline_messages = 0
+        #: PUBLISH packets dropped, and SUBSCRIBE filters refused, for a topic deeper than ``max_topic_levels``.
+        self.too_deep_topics = 0
+        #: SUBSCRIBE filters refused because the client already held ``max_subscriptions_per_client``.
+        self.refused_over_subscription_limit = 0
+        #: Each client's filters and their granted QoS, as in amqtt's table (which is indexed by filter).
+        self._filters: dict[str, dict[str, int]] = {}
+        # Persistence (off unless :meth:`persist` was called): what changed since :meth:`take_changes`.
+        self._tracking = False
+        self._restoring: BrokerState | None = None
+        self._changed_retained: set[str] = set()
+        self._changed_sessions: set[str] = set()
+        self._next_seq = 0  # of queued messages, continued from the last run's
+        self._written_seq: dict[str, int] = {}  # per session: the newest queued message already handed out
         self._disconnects_finished: dict[BrokerProtocolHandler, asyncio.Event] = {}
 
     # --- start-up -------------------------------------------------------------------------
@@ -188,6 +228,63 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 with contextlib.suppress(Exception):
                     await server.close_instance()
             raise
+
+    async def _start_listeners(self) -> None:
+        """amqtt's :meth:`start` empties the session and retained tables first: fill them from the
+        last run here, before any client can connect."""
+        state, self._restoring = self._restoring, None
+        if state is not None:
+            await self._restore(state)
+            self._tracking = True
+        await super()._start_listeners()
+
+    @staticmethod
+    def _create_ssl_context(listener: Any) -> ssl.SSLContext:
+        """A server context that asks no client for a certificate: devices log in with a password.
+
+        amqtt requests an optional client certificate and checks it against the system's CAs, so
+        a device that carries a certificate of its own (many do, for other brokers) failed the handshake.
+        """
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(listener["certfile"], listener["keyfile"])
+        context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Any:
+        """amqtt's servers, but on a TLS listener the handshake must end within ``connect_timeout_s``.
+
+        The CONNECT timer starts only once the handshake is done, so a client that opened a TLS
+        port and sent nothing was held for asyncio's 60 s handshake timeout.
+        """
+        if ssl_context is None:
+            return await super()._create_server_instance(listener_name, listener_type, address, port, None)
+        timeout = self._connect_timeout_s
+        if listener_type is ListenerType.TCP:
+            return await asyncio.start_server(
+                functools.partial(self.stream_connected, listener_name=listener_name),
+                address,
+                port,
+                reuse_address=True,
+                ssl=ssl_context,
+                ssl_handshake_timeout=timeout,
+            )
+        if listener_type is ListenerType.WS:
+            return await websockets.serve(
+                functools.partial(self.ws_connected, listener_name=listener_name),
+                address,
+                port,
+                subprotocols=[Subprotocol("mqtt")],
+                ssl=ssl_context,
+                ssl_handshake_timeout=timeout,
+            )
+        return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
 
     @classmethod
     def _split_bindaddr_port(cls, port_str: str, default_port: int) -> tuple[str | None, int]:
@@ -255,17 +352,23 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             await _close_quietly(writer)
             raise MQTTError(f"client {incoming.client_id!r} from {where} not authorized")
 
-        if (
+        will_outside_acl = (
             incoming.will_flag
             and self._acl is not None
             and not self._acl.may_publish(incoming.username, incoming.will_topic)
-        ):
-            # The broker publishes the Will for the client: it must not land in another device's namespace.
+        )
+        will_too_deep = incoming.will_flag and self._too_deep(incoming.will_topic)
+        if will_outside_acl or will_too_deep:
+            # The broker publishes the Will for the client: it must not land in another device's namespace,
+            # nor where the client could not publish itself.
+            if will_too_deep:
+                self.too_deep_topics += 1
             log.warning(
-                "MQTT client %r from %s: Last Will topic %r outside its ACL",
+                "MQTT client %r from %s: Last Will topic %r %s",
                 incoming.client_id,
                 where,
                 incoming.will_topic,
+                "outside its ACL" if will_outside_acl else f"deeper than {self._max_levels} levels",
             )
             with contextlib.suppress(Exception):
                 await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
@@ -291,6 +394,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         if session.keep_alive > 0:
             session.keep_alive = session.keep_alive * _KEEPALIVE_FACTOR  # the reader's timeout
         session.attributes[_AUTHENTICATED] = True
+        self._session_changed(client_id)  # new, renewed, or a clean one replacing a persistent one
         return handler, session
 
     async def _take_over(self, client_id: str) -> None:
@@ -331,6 +435,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 )
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
+            self._session_changed(client_session.client_id)  # its disconnect time starts the expiry clock
             finished = self._disconnects_finished.get(handler)
             if finished is not None:
                 finished.set()
@@ -394,6 +499,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 asyncio.ensure_future(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
             )
         if sends:
+            self._session_changed(session.client_id)
             await asyncio.gather(*sends, return_exceptions=True)
 
     def _queue_offline(self, session: Session, source: Session | None, topic: str, data: bytes, qos: int) -> None:
@@ -403,7 +509,12 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             queue.get_nowait()
             self.dropped_offline_messages += 1
             log.warning("offline queue of MQTT client %r full: dropped its oldest message", session.client_id)
-        queue.put_nowait(RetainedApplicationMessage(source, topic, data, qos))
+        queue.put_nowait(_Queued(self._take_seq(), source, topic, data, qos))
+        self._session_changed(session.client_id)
+
+    def _take_seq(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
 
     # --- message flow -----------------------------------------------------------------------------
 
@@ -429,6 +540,15 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         if topic.startswith("$"):
             log.warning("MQTT client %r may not publish to %r: message dropped", client_session.client_id, topic)
             return True
+        if self._too_deep(topic):
+            self.too_deep_topics += 1
+            log.warning(
+                "MQTT client %r published to %r, deeper than %d levels: message dropped",
+                client_session.client_id,
+                topic,
+                self._max_levels,
+            )
+            return True
         if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
             log.info("MQTT client %r not allowed to publish to %r", client_session.client_id, topic)
             return True
@@ -446,13 +566,60 @@ class HardenedBroker(Broker):  # type: ignore[misc]
     #: Filters with + or #; None when a filter came or went since they were listed.
     _wildcards: list[str] | None = None
 
+    def _too_deep(self, topic: str) -> bool:
+        return self._max_levels is not None and topic.count("/") >= self._max_levels
+
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """amqtt's checks plus the limits: a filter deeper than ``max_topic_levels``, or a new one past
+        ``max_subscriptions_per_client``, gets return code 0x80 (the client's other filters are unaffected)."""
+        topic_filter, _qos = subscription
+        client_id: str = session.client_id
+        own = self._filters.get(client_id, {})
+        if topic_filter not in own:
+            if self._too_deep(topic_filter):
+                self.too_deep_topics += 1
+                log.warning(
+                    "MQTT client %r subscribed to %r, deeper than %d levels: refused",
+                    client_id,
+                    topic_filter,
+                    self._max_levels,
+                )
+                return _REFUSED
+            if self._max_subscriptions is not None and len(own) >= self._max_subscriptions:
+                self.refused_over_subscription_limit += 1
+                log.warning(
+                    "MQTT client %r already holds %d subscriptions: %r refused",
+                    client_id,
+                    len(own),
+                    topic_filter,
+                )
+                return _REFUSED
         self._wildcards = None
-        return int(await super().add_subscription(subscription, session))
+        code = int(await super().add_subscription(subscription, session))
+        if code != _REFUSED:
+            self._filters.setdefault(client_id, {}).setdefault(topic_filter, code)  # amqtt keeps the first QoS
+            self._session_changed(client_id)
+        return code
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        deleted = int(super()._del_subscription(a_filter, session))
+        own = self._filters.get(session.client_id)
+        if deleted and own is not None:
+            own.pop(a_filter, None)
+            if not own:
+                del self._filters[session.client_id]
+            self._session_changed(session.client_id)
+        return deleted
 
     async def _del_all_subscriptions(self, session: Session) -> None:
         await super()._del_all_subscriptions(session)
+        self._filters.pop(session.client_id, None)
+        self._session_changed(session.client_id)
         self._wildcards = None
+
+    async def _delete_session(self, client_id: str) -> None:
+        await super()._delete_session(client_id)
+        self._session_changed(client_id)
 
     def _routes(self, topic: str) -> list[list[tuple[Session, int]]]:
         """The subscriber lists whose filter matches ``topic``.
@@ -502,3 +669,109 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 handler = self._get_handler(target)
                 if handler is not None:
                     running_tasks.append(asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False)))
+
+    # --- persistence ------------------------------------------------------------------------------
+
+    def persist(self, state: BrokerState) -> None:
+        """Start from ``state`` (the last run's) and record changes for :meth:`take_changes`. Call before start."""
+        self._restoring = state
+
+    def stop_persisting(self) -> None:
+        """Changes from here on are not recorded: amqtt's shutdown empties every table, which is no change to keep."""
+        self._tracking = False
+
+    async def retain_message(
+        self,
+        source_session: Session | None,
+        topic_name: str | None,
+        data: bytes | bytearray | None,
+        qos: int | None = None,
+    ) -> None:
+        await super().retain_message(source_session, topic_name, data, qos)
+        if self._tracking and topic_name is not None:
+            self._changed_retained.add(topic_name)
+
+    def _session_changed(self, client_id: str | None) -> None:
+        if self._tracking and client_id:
+            self._changed_sessions.add(client_id)
+
+    def take_changes(self) -> BrokerChanges:
+        """The current value of every retained topic and persistent session that changed since the last call."""
+        retained: dict[str, RetainedMessage | None] = {}
+        for topic in self._changed_retained:
+            message = self._retained_messages.get(topic)
+            retained[topic] = (
+                None if message is None else RetainedMessage(topic, bytes(message.data), int(message.qos or 0))
+            )
+        sessions: dict[str, SessionUpdate | None] = {}
+        for client_id in self._changed_sessions:
+            entry = self._sessions.get(client_id)
+            session = entry[0] if entry is not None else None
+            if session is not None and session.clean_session is False and not session.is_anonymous:
+                sessions[client_id] = self._session_update(session)
+            else:
+                sessions[client_id] = None
+                self._written_seq.pop(client_id, None)
+        self._changed_retained.clear()
+        self._changed_sessions.clear()
+        return BrokerChanges(retained, sessions)
+
+    def _session_update(self, session: Session) -> SessionUpdate:
+        """The session now, with only the queued messages not handed out before (the queue only grows
+        at its end and shrinks at its front, so that and its first message describe it)."""
+        client_id: str = session.client_id
+        queue = session.retained_messages
+        waiting: list[_Queued] = [queue.get_nowait() for _ in range(queue.qsize())]
+        for message in waiting:  # read by taking and putting back, in order: no await in between
+            queue.put_nowait(message)
+        written = self._written_seq.get(client_id, 0)
+        if waiting:
+            self._written_seq[client_id] = max(written, waiting[-1].seq)
+        record = SessionRecord(
+            client_id=client_id,
+            username=session.username,
+            subscriptions=tuple(self._filters.get(client_id, {}).items()),
+            queued=tuple(
+                QueuedMessage(m.seq, m.topic, bytes(m.data), int(m.qos or 0)) for m in waiting if m.seq > written
+            ),
+            disconnected_at=None if session.transitions.is_connected() else session.last_disconnect_time,
+        )
+        return SessionUpdate(record, waiting[0].seq if waiting else None)
+
+    async def _restore(self, state: BrokerState) -> None:
+        """Retained messages, then each persistent session offline with its filters and queue.
+
+        Filters go through :meth:`add_subscription`, so today's ACL and limits apply to
+        yesterday's sessions; one refused is logged and left out. A session whose client was
+        connected when the hub stopped counts as disconnected now, for its expiry.
+        """
+        now = time.time()
+        for message in state.retained:
+            self._retained_messages[message.topic] = RetainedApplicationMessage(
+                None, message.topic, message.payload, message.qos
+            )
+        for record in state.sessions:
+            handler, session = self.create_offline_session(record.client_id)
+            session.clean_session = False
+            session.is_anonymous = False
+            session.username = record.username
+            session.last_disconnect_time = int(record.disconnected_at if record.disconnected_at is not None else now)
+            self._sessions[record.client_id] = (session, handler)
+            for topic_filter, qos in record.subscriptions:
+                if await self.add_subscription((topic_filter, qos), session) == _REFUSED:
+                    log.warning(
+                        "MQTT session %r from the last run: subscription %r refused now", record.client_id, topic_filter
+                    )
+            for queued in record.queued[-self._max_queued :]:
+                session.retained_messages.put_nowait(
+                    _Queued(queued.seq, None, queued.topic, queued.payload, queued.qos)
+                )
+            if record.queued:
+                self._written_seq[record.client_id] = record.queued[-1].seq
+                self._next_seq = max(self._next_seq, record.queued[-1].seq)
+        if state.retained or state.sessions:
+            log.info(
+                "MQTT broker restored %d retained messages and %d persistent sessions",
+                len(state.retained),
+                len(state.sessions),
+            )

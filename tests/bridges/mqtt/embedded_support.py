@@ -64,11 +64,12 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def embedded_broker(**overrides: Any) -> AsyncIterator[Running]:
-    """Our adapter on a fresh loopback port (first listener), stopped on exit."""
+    """Our adapter on a fresh loopback port (first listener), stopped on exit; ``store=`` keeps its state."""
     listeners = overrides.pop("listeners", None) or (Listener(port=free_port()),)
+    store = overrides.pop("store", None)
     options = EmbeddedBrokerOptions(listeners=listeners, users=overrides.pop("users", USERS), **overrides)
     events = EventLog()
-    adapter = EmbeddedBroker(options, events)
+    adapter = EmbeddedBroker(options, events, store)
     task = asyncio.create_task(adapter.run())
     ready = asyncio.create_task(adapter.ready.wait())
     await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)

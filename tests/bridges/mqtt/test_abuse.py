@@ -25,6 +25,7 @@ from tests.bridges.mqtt.embedded_support import (
     paho,
     raw_connect,
     stock_broker,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -309,3 +310,73 @@ async def _write_for(writer: asyncio.StreamWriter, packet: bytes, seconds: float
     finally:
         transport.abort()
     return sent
+
+
+# ------------------------------------------------------------------ limits
+
+
+def subscribe_many(filters: list[bytes], qos: int = 1, packet_id: int = 7) -> bytes:
+    body = packet_id.to_bytes(2, "big") + b"".join(string(f) + bytes([qos]) for f in filters)
+    return bytes([0x82]) + varint(len(body)) + body
+
+
+async def suback_codes(reader: asyncio.StreamReader) -> list[int]:
+    """The return codes of the next packet, which must be a SUBACK."""
+    async with asyncio.timeout(3):
+        header = await reader.readexactly(2)
+        assert header[0] == 0x90 and header[1] < 128, header
+        body = await reader.readexactly(header[1])
+    return list(body[2:])
+
+
+async def test_publish_deeper_than_the_limit_is_dropped_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """The deep PUBLISH reaches nobody, the log names the client and the topic, and the client carries on."""
+    async with embedded_broker(max_topic_levels=4) as running, with_bystander(running):
+        async with paho(running.port, "deep-one") as client:
+            with caplog.at_level("WARNING", logger="bridges.mqtt.hardened"):
+                await client.publish("devices/alice/a/b/c", b"too-deep")
+            await client.publish("devices/alice/a/b", b"four-levels")
+            assert await wait_until(lambda: reached_core(running, b"four-levels"))
+        assert not reached_core(running, b"too-deep")
+        assert running.adapter.too_deep_topics == 1
+        assert any("'deep-one'" in r.message and "'devices/alice/a/b/c'" in r.message for r in caplog.records), [
+            r.message for r in caplog.records
+        ]
+
+
+async def test_last_will_deeper_than_the_limit_refuses_the_connect() -> None:
+    """The broker would publish the Will for the client, past the depth check of its own PUBLISH."""
+    async with embedded_broker(max_topic_levels=3) as running:
+        deep = Paho(running.port, "deep-will", will=("devices/alice/a/status", b"offline"))
+        try:
+            assert not await deep.connect()
+        finally:
+            await deep.close()
+        async with paho(running.port, "shallow-will", will=("devices/alice/status", b"offline")):
+            pass
+        assert running.adapter.too_deep_topics == 1
+
+
+async def test_subscriptions_past_the_limit_get_0x80_and_are_counted() -> None:
+    """A filter deeper than the level limit is refused; three filters allowed: of five in one SUBSCRIBE
+    the last two are refused; a filter held already is granted again; once one is unsubscribed a new one fits."""
+    async with embedded_broker(max_subscriptions_per_client=3, max_topic_levels=4) as running:
+        reader, writer = await raw_connect(running.port, "greedy", keepalive=60)
+        try:
+            writer.write(subscribe_many([b"devices/greedy/a/b/+"], packet_id=6))
+            assert await suback_codes(reader) == [0x80]
+            filters = [b"devices/greedy/%d" % n for n in range(5)]
+            writer.write(subscribe_many(filters))
+            assert await suback_codes(reader) == [1, 1, 1, 0x80, 0x80]
+            writer.write(subscribe_many([filters[0]], packet_id=8))
+            assert await suback_codes(reader) == [1]
+            body = (9).to_bytes(2, "big") + string(filters[0])
+            writer.write(bytes([0xA2]) + varint(len(body)) + body)  # UNSUBSCRIBE
+            async with asyncio.timeout(3):
+                assert await reader.readexactly(4) == b"\xb0\x02\x00\x09"
+            writer.write(subscribe_many([filters[3], filters[4]], packet_id=10))
+            assert await suback_codes(reader) == [1, 0x80]
+        finally:
+            writer.close()
+        assert running.adapter.refused_over_subscription_limit == 3
+        assert running.adapter.too_deep_topics == 1
