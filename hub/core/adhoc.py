@@ -165,7 +165,8 @@ def _refusal(hub: Hub, sender: str, to: str, node: str, now: float) -> list[Inte
 
 def _on_command(hub: Hub, event: AdHocRequested, now: float) -> list[Intent]:
     to = bare(event.to)
-    answer = _Answer(to, event)
+    # Every answer names a session (XEP-0050), even a one-step command's; a first step gets one from its iq id.
+    answer = _Answer(to, event, event.session or f"{hub.settings.session_tag}-{event.iq_id[:32]}")
     if to == hub.domain:
         role = hub.auth.hub_role(event.sender)
         if role is None:
@@ -206,9 +207,7 @@ def _on_command(hub: Hub, event: AdHocRequested, now: float) -> list[Intent]:
         return [answer(form=forms.status_form(device, show, text, hub.settings.format_time, queued))]
     if node.node == SET:
         if event.values is None:
-            session = event.session or f"{hub.settings.session_tag}-{event.iq_id[:32]}"
-            form = forms.set_form(device)
-            return [AnswerCommand(to, event.sender, event.iq_id, SET, session, "executing", form, (), ("complete",))]
+            return [answer("executing", forms.set_form(device), actions=("complete",))]
         return _submit_set(hub, event, device, role, now, answer)
     command: Switch | RunVerb = Switch(node.node) if node.node in _SWITCH_NAMES else RunVerb(node.node)
     done, note, rest = _run(hub, event, device, role, command, now)
@@ -257,16 +256,18 @@ class _Answer:
 
     sender: str
     event: AdHocRequested
+    session: str
 
     def __call__(
         self,
         status: str = "completed",
         form: Form | None = None,
         notes: tuple[tuple[str, str], ...] = (),
+        actions: tuple[str, ...] = (),
         error: str = "",
     ) -> AnswerCommand:
         e = self.event
-        return AnswerCommand(self.sender, e.sender, e.iq_id, e.node, e.session, status, form, notes, (), error)
+        return AnswerCommand(self.sender, e.sender, e.iq_id, e.node, self.session, status, form, notes, actions, error)
 
 
 def _run(

@@ -191,6 +191,8 @@ def test_switch_and_verbs_run_at_once(hub: Hub) -> None:
     answer, rest = run(hub, OP_PHONE, "identify")
     assert answer.notes == (("info", "→ sent: identify"),)
     assert of(PublishMqtt, rest) == [PublishMqtt("devices/k1/cmd", b'{"id":"h-2","action":"identify"}', qos=1)]
+    one_step = of(AnswerCommand, hub.handle(AdHocRequested(OP_PHONE, K1, "c7", "status"), T0 + 11))[0]
+    assert (one_step.status, one_step.session) == ("completed", "h-c7")  # every answer names a session
 
 
 def test_strangers_are_forbidden_and_nothing_is_published(hub: Hub) -> None:
