@@ -75,6 +75,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         store = Store.open_read_only(path)
         try:
             records, bad = store.devices()
+            discovery = store.discovery()
         finally:
             store.close()
     except FileNotFoundError:
@@ -85,7 +86,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return 1
     for key in bad:
         print(f"{path}: devices: row {key!r} does not decode; skipped", file=sys.stderr)
-    found = rows(settings, records, time.time())
+    found = rows(settings, records, discovery, time.time())
     if args.json:
         print(json.dumps([row.as_json() for row in found], ensure_ascii=False, indent=2))
     else:

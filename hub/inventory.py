@@ -2,8 +2,7 @@
 
 Each stored record is turned back into the core's :class:`~hub.core.device.Device`
 and its presence derived by the core's own table, so the CLI shows the same
-availability an operator's client does (alerts aside: they need the rules'
-live state).
+availability an operator's client does.
 """
 
 from __future__ import annotations
@@ -15,12 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.core.codecs import Reading
-from hub.core.device import Device
-from hub.core.hub import HubSettings
-from hub.core.mapping import MappingError, Router
+from hub.core.hub import Hub, HubSettings
 from hub.core.presence import derive, readings_text
 from hub.core.replies import show_word
-from hub.core.snapshot import DeviceRecord
+from hub.core.snapshot import DeviceRecord, DiscoveryRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,50 +44,38 @@ class DeviceRow:
         }
 
 
-def rows(settings: HubSettings, records: Iterable[DeviceRecord], now: float) -> list[DeviceRow]:
+def rows(
+    settings: HubSettings, records: Iterable[DeviceRecord], discovery: Iterable[DiscoveryRecord], now: float
+) -> list[DeviceRow]:
     """One row per stored or configured device, by JID.
 
-    A configured device the hub has not heard from yet has no record: it is
-    listed as not seen. A record whose binding the config no longer has is
-    listed with that binding's name.
+    The core restores the records and discovery messages as at start-up, which
+    gives each device its profile and name (discovered devices included), and
+    lists configured devices not heard from yet. Availability is then taken
+    from the records as stored: ``restore`` would count an embedded broker's
+    sessions as ended, which is true for a restarted hub, not for a running one.
     """
-    bindings = {b.name: b for b in settings.bindings}
-    stored = list(records)
-    known = {r.jid for r in stored}
-    router = Router(settings.bindings, settings.domain)
-    for configured in settings.devices.values():
-        binding = bindings.get(configured.binding) if configured.binding else next(iter(bindings.values()), None)
-        if binding is None:
-            continue
-        try:
-            jid = router.jid_for(binding, configured.device_id)
-        except MappingError:
-            continue  # the hub refuses it the same way
-        if jid not in known:
-            stored.append(DeviceRecord(jid, binding.name, configured.device_id))
+    stored = {record.jid: record for record in records}
+    hub = Hub(settings)
+    hub.restore(stored.values(), (), None, discovery)
     out: list[DeviceRow] = []
-    for record in sorted(stored, key=lambda r: r.jid):
-        binding = bindings.get(record.binding)
-        readings = dict(record.readings)
-        config = settings.devices.get(record.device_id)
-        name = config.name if config is not None and config.name else record.device_id
-        if binding is None:
-            gone = f"({record.binding}?)"
-            out.append(DeviceRow(gone, record.jid, name, "unknown", "binding gone", record.last_live, readings, ""))
+    for jid in sorted(set(hub.devices) | set(stored)):
+        device, record = hub.devices.get(jid), stored.get(jid)
+        if device is None:
+            assert record is not None
+            family, readings = f"({record.binding}?)", dict(record.readings)
+            out.append(DeviceRow(family, jid, record.device_id, "unknown", "", record.last_live, readings, ""))
             continue
-        device = Device(binding, record.device_id, record.jid, name)
-        if config is not None and config.expected_interval:
-            device.expected_interval = config.expected_interval
-        else:
-            device.expected_interval = binding.profile.expected_interval
-        device.available, device.sleeping, device.session = record.available, record.sleeping, record.session
-        device.last_live, device.offline_since = record.last_live, record.offline_since
-        device.readings = readings
+        if record is not None:
+            device.available, device.sleeping, device.session = record.available, record.sleeping, record.session
+            device.last_live, device.offline_since = record.last_live, record.offline_since
         show, status = derive(device.facts(now), settings.format_time)
         availability = "not seen yet" if status == "not seen yet" else show_word(show)
-        text = readings_text(binding.profile, readings)
+        text = readings_text(device.profile, device.readings)
         out.append(
-            DeviceRow(binding.profile.name, record.jid, name, availability, status, record.last_live, readings, text)
+            DeviceRow(
+                device.profile.name, jid, device.name, availability, status, device.last_live, device.readings, text
+            )
         )
     return out
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from device_profiles.loader import builtin_profiles
+from hub.core.alerts import AlertRule
 from hub.core.device import DeviceConfig
 from hub.core.hub import HubSettings
 from hub.core.mapping import Binding
-from hub.core.snapshot import DeviceRecord
+from hub.core.snapshot import AlertRecord, DeviceRecord
 from hub.inventory import format_rows, rows
 
 DOMAIN = "devices.example.org"
@@ -33,6 +36,7 @@ def test_availability_is_derived_as_for_presence() -> None:
             record("k4", sleeping=True, available=True, last_live=NOW - 5),
             record("k5", binding="gone"),
         ],
+        (),
         NOW,
     )
     by_id = {r.jid.split("@")[0]: r for r in found}
@@ -46,8 +50,23 @@ def test_availability_is_derived_as_for_presence() -> None:
     assert (by_id["plug-1"].availability, by_id["plug-1"].last_seen) == ("not seen yet", None)  # configured only
 
 
+def test_a_running_hubs_session_devices_stay_online() -> None:
+    """A restart takes broker sessions for ended; the CLI reads a hub that may be running, so it does not."""
+    found = rows(settings(), [record("k1", session=True, last_live=NOW - 5)], (), NOW)
+    assert found[0].availability == "online"
+
+
+def test_active_alerts_show_as_for_presence() -> None:
+    rule = AlertRule("hot", "temperature", ">", 30.0)
+    config = replace(settings(), alert_rules=(rule,))
+    alert = AlertRecord("hot", NOW - 60, NOW - 60, 31.0, 31.0)
+    stored = record("k1", available=True, last_live=NOW, readings=(("temperature", 31.0),), alerts=(alert,))
+    found = rows(config, [stored], (), NOW)
+    assert (found[0].availability, found[0].status) == ("alert", "temperature 31.0 °C > 30 °C · 31.0 °C")
+
+
 def test_lines_are_aligned_and_say_what_is_missing() -> None:
-    found = rows(settings(), [record("k1", available=True, last_live=NOW, readings=(("temperature", 21.6),))], NOW)
+    found = rows(settings(), [record("k1", available=True, last_live=NOW, readings=(("temperature", 21.6),))], (), NOW)
     text = format_rows(found, format_seen=lambda t: f"t{t:g}")
     assert text.splitlines() == [
         f"hub  k1@{DOMAIN}      online        t1e+06  21.6 °C",

@@ -68,19 +68,35 @@ HUB_NODES = (CommandNode(STATUS, "Hub status", Role.VIEWER), CommandNode(DEVICES
 
 
 def device_nodes(device: Device) -> tuple[CommandNode, ...]:
-    """Every command the device offers, in the order ``help`` lists them; roles filter later."""
-    profile = device.binding.profile
+    """Every command the device offers, in the order ``help`` lists them; roles filter later.
+
+    A property or verb is offered only where its profile says how to send it
+    (its own command, or the profile's), so nothing offered ends in "cannot
+    be sent".
+    """
+    profile = device.profile
     nodes = [CommandNode(STATUS, "Status", Role.VIEWER)]
-    if profile.commands is not None:
-        settable = settable_properties(device)
-        if settable:
-            nodes.append(CommandNode(SET, "Set…", Role.OPERATOR))
-        if profile.switch is not None and profile.switch.property in settable:
-            nodes += [CommandNode(action, name, Role.OPERATOR) for action, name in _SWITCH_NAMES.items()]
-        for verb in profile.verbs.values():
-            if verb.name not in _RESERVED:
-                nodes.append(CommandNode(verb.name, f"{verb.name}: {verb.help}" if verb.help else verb.name, verb.role))
+    settable = sendable_properties(device)
+    if settable:
+        nodes.append(CommandNode(SET, "Set…", Role.OPERATOR))
+    if profile.switch is not None and profile.switch.property in settable:
+        nodes += [CommandNode(action, name, Role.OPERATOR) for action, name in _SWITCH_NAMES.items()]
+    for verb in profile.verbs.values():
+        where = verb.command or profile.commands
+        if verb.name not in _RESERVED and where is not None and where.verb_payload is not None:
+            nodes.append(CommandNode(verb.name, f"{verb.name}: {verb.help}" if verb.help else verb.name, verb.role))
     return tuple(nodes)
+
+
+def sendable_properties(device: Device) -> list[str]:
+    """The properties ``set`` offers: reported by the device, and with a command to send them by."""
+    profile = device.profile
+    out = []
+    for name in settable_properties(device):
+        where = profile.properties[name].command or profile.commands
+        if where is not None and where.set_payload is not None:
+            out.append(name)
+    return out
 
 
 def allowed(nodes: Sequence[CommandNode], role: Role) -> tuple[CommandNode, ...]:
@@ -207,9 +223,17 @@ def _on_command(hub: Hub, event: AdHocRequested, now: float) -> list[Intent]:
         return [answer(form=forms.status_form(device, show, text, hub.settings.format_time, queued))]
     if node.node == SET:
         if event.values is None:
-            return [answer("executing", forms.set_form(device), actions=("complete",))]
+            return [answer("executing", forms.set_form(device, sendable_properties(device)), actions=("complete",))]
         return _submit_set(hub, event, device, role, now, answer)
-    command: Switch | RunVerb = Switch(node.node) if node.node in _SWITCH_NAMES else RunVerb(node.node)
+    command: Switch | RunVerb
+    if node.node in _SWITCH_NAMES:
+        command = Switch(node.node)
+    else:
+        param = device.profile.verbs[node.node].param
+        if param is not None and event.values is None:  # ask for its argument first
+            return [answer("executing", forms.verb_form(device, node.node, param), actions=("complete",))]
+        arg = dict(event.values or ()).get(forms.ARGUMENT, "").strip() if param is not None else None
+        command = RunVerb(node.node, arg or None)
     done, note, rest = _run(hub, event, device, role, command, now)
     return [answer(notes=(("info" if done else "error", note),)), *rest]
 
@@ -218,13 +242,13 @@ def _submit_set(
     hub: Hub, event: AdHocRequested, device: Device, role: Role, now: float, answer: _Answer
 ) -> list[Intent]:
     """Send what the operator changed; if any value is invalid, say why and send nothing."""
-    profile = device.binding.profile
+    profile = device.profile
     submitted: dict[str, str] = {}
     for var, value in event.values or ():
         submitted.setdefault(var, value)
     changes: list[SetProperty] = []
     errors: list[tuple[str, str]] = []
-    for name in settable_properties(device):
+    for name in sendable_properties(device):
         raw = submitted.get(name, "").strip()
         if not raw:
             continue

@@ -51,25 +51,41 @@ def property_field(spec: PropertySpec, current: Reading | None) -> FormField:
     label = f"{spec.name} ({spec.unit})" if spec.unit else spec.name
     match spec.kind:
         case PropertyKind.ENUM:
-            return FormField(spec.name, "list-single", label, values, tuple((c, c) for c in spec.choices))
+            return FormField(spec.name, "list-single", label, values, tuple((c, c) for c in spec.choices), spec.help)
         case PropertyKind.BOOLEAN:
-            return FormField(spec.name, "list-single", label, values, (("on", "on"), ("off", "off")))
+            return FormField(spec.name, "list-single", label, values, (("on", "on"), ("off", "off")), spec.help)
         case PropertyKind.NUMBER | PropertyKind.INTEGER | PropertyKind.STRING:
-            return FormField(spec.name, "text-single", label, values, desc=describe_property(spec))
+            limits = describe_property(spec)
+            desc = f"{spec.help}: {limits}" if spec.help else limits
+            return FormField(spec.name, "text-single", label, values, desc=desc)
 
 
-def set_form(device: Device) -> Form:
-    """Every property the device can be set to (it has reported it), filled with its current value."""
-    profile = device.binding.profile
+def set_form(device: Device, names: Iterable[str] | None = None) -> Form:
+    """One field per property in ``names`` (default: every one the device reported), with its current value."""
+    profile = device.profile
     fields = tuple(
         property_field(profile.properties[name], device.readings.get(profile.properties[name].echo_key))
-        for name in settable_properties(device)
+        for name in (settable_properties(device) if names is None else names)
     )
     return Form(
         "form",
         title=f"Set {title(device)}",
         instructions="Change what you want; fields left as they are are not sent.",
         fields=fields,
+    )
+
+
+#: The one field of a verb's form: its argument (``dim 40``).
+ARGUMENT = "argument"
+
+
+def verb_form(device: Device, verb: str, param: PropertySpec) -> Form:
+    """A verb that takes an argument asks for it, checked like a property (``dim <0–100 %>``)."""
+    field = property_field(param, None)
+    return Form(
+        "form",
+        title=f"{verb} {title(device)}",
+        fields=(FormField(ARGUMENT, field.type, field.label, (), field.options, field.desc, required=True),),
     )
 
 
@@ -81,7 +97,7 @@ def status_form(
     queued: Iterable[str] = (),
 ) -> Form:
     """What ``status`` says in chat, one field per line: state, each reading, last message, queued commands."""
-    profile = device.binding.profile
+    profile = device.profile
     state = show_word(show) + (f" ({presence_text})" if show is not Show.AVAILABLE else "")
     fields = [FormField("state", "text-single", "State", (state,))]
     ordered = dict.fromkeys([*(k for k in profile.readings if k in device.readings), *sorted(device.readings)])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
+from device_profiles.loader import load_profile
 from hub.core.adhoc import FEATURES, NS_COMMANDS
-from hub.core.events import AdHocRequested, DiscoRequested, Tick
-from hub.core.hub import Hub
+from hub.core.events import AdHocRequested, DiscoRequested, MqttMessageReceived, Tick
+from hub.core.hub import Hub, HubSettings
 from hub.core.intents import (
     AnswerCommand,
     AnswerDisco,
@@ -23,6 +27,7 @@ from tests.core.test_hub import (
     ADMIN,
     COOK,
     DOMAIN,
+    GRANTS,
     K1,
     K2,
     OPERATOR,
@@ -36,6 +41,7 @@ from tests.core.test_hub import (
     telemetry,
     up,
 )
+from tests.device_profiles.test_worked_example import _example
 
 OP_PHONE = OPERATOR + "/gajim"
 
@@ -249,3 +255,72 @@ def test_the_hub_jid_answers_status_and_devices(hub: Hub) -> None:
     answer, _ = run(hub, COOK, "devices", to=DOMAIN)
     assert answer.form is not None
     assert answer.form.fields == (FormField(K1, "text-single", "Kitchen (k1)", ("online",)),)
+
+
+# ================================================================ a profile of one's own (docs/profiles.md)
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Hub:
+    """The guide's pool controller: per-property topics, device words, a verb with an argument, an admin verb."""
+    path = tmp_path / "pool.yaml"
+    path.write_text(_example(), encoding="utf-8")
+    profile = load_profile(path)
+    hub = Hub(HubSettings(domain=DOMAIN, bindings=(Binding("pool", profile),), grants=GRANTS))
+    up(hub)
+    hub.handle(MqttMessageReceived("pool/backyard/lwt", b"up", retain=True), T0)
+    hub.handle(MqttMessageReceived("pool/backyard/state", b'{"pump": "RUNNING", "setpoint": 27}'), T0)
+    return hub
+
+
+POOL = f"backyard@{DOMAIN}"
+
+
+def test_a_profile_of_ones_own_offers_its_verbs_and_properties(pool: Hub) -> None:
+    assert nodes(disco(pool, OP_PHONE, to=POOL)) == [
+        "status", "set", "on", "off", "toggle", "backwash"
+    ]  # fmt: skip
+    assert nodes(disco(pool, ADMIN, to=POOL))[-1] == "reboot"
+    answer, _ = run(pool, OP_PHONE, "set", to=POOL)
+    assert answer.form is not None
+    assert [(f.var, f.type, f.values) for f in answer.form.fields] == [
+        ("pump", "list-single", ("on",)),
+        ("setpoint", "text-single", ("27",)),
+    ]
+    answer, rest = run(pool, OP_PHONE, "off", to=POOL)
+    assert answer.notes == (("info", "→ sent: off"),)
+    assert of(PublishMqtt, rest) == [PublishMqtt("pool/backyard/command/pump", b"STOPPED", qos=1)]
+
+
+def test_a_verb_with_an_argument_asks_for_it_and_checks_it(pool: Hub) -> None:
+    ask, rest = run(pool, OP_PHONE, "backwash", to=POOL)
+    assert (ask.status, ask.actions, rest) == ("executing", ("complete",), [])
+    assert ask.form is not None
+    assert ask.form.fields == (
+        FormField("argument", "text-single", "backwash (min)", (), desc="1–10 min", required=True),
+    )
+    bad, rest = run(pool, OP_PHONE, "backwash", {"argument": "50"}, to=POOL)
+    assert bad.notes == (("error", "50 is out of range: backwash takes 1–10 min."),)
+    assert of(PublishMqtt, rest) == []
+    done, rest = run(pool, OP_PHONE, "backwash", {"argument": "5"}, to=POOL)
+    assert done.notes == (("info", "→ sent: backwash 5"),)
+    assert of(PublishMqtt, rest) == [PublishMqtt("pool/backyard/command/backwash", b"5", qos=1)]
+
+
+def test_only_what_can_be_sent_is_offered(pool: Hub) -> None:
+    """Without the profile's command topic, only the verb with its own command is left."""
+    binding = pool.router.bindings["pool"]
+    bare_profile = replace(binding.profile, commands=None)
+    hub = Hub(HubSettings(domain=DOMAIN, bindings=(Binding("pool", bare_profile),), grants=GRANTS))
+    up(hub)
+    hub.handle(MqttMessageReceived("pool/backyard/state", b'{"pump": "RUNNING", "setpoint": 27}'), T0)
+    assert nodes(disco(hub, ADMIN, to=POOL)) == ["status", "reboot"]
+
+
+def test_a_discovered_device_is_offered_what_its_own_profile_says(hub: Hub, pool: Hub) -> None:
+    device = hub.devices[K1]
+    device.own_profile = pool.devices[POOL].profile  # as discovery gives a device its own
+    assert nodes(disco(hub, OP_PHONE)) == ["status", "backwash"]  # pump and setpoint not reported by k1
+    device.readings["setpoint"] = 27
+    answer, _ = run(hub, OP_PHONE, "set")
+    assert answer.form is not None and [f.var for f in answer.form.fields] == ["setpoint"]
