@@ -30,6 +30,8 @@ from hub.core.device import DeviceConfig
 from hub.core.events import ChatUndelivered, Event, MqttLinkUp, Tick, XmppLinkUp
 from hub.core.hub import Hub, HubSettings
 from hub.core.intents import (
+    AnswerCommand,
+    AnswerDisco,
     Intent,
     Log,
     PublishMqtt,
@@ -338,7 +340,7 @@ class App:
                     await self.mqtt.subscribe(topics)
                 case SendChat(sender=sender, to=to, body=body) if not self.xmpp.connected:
                     self.emit(ChatUndelivered(sender, to, body))  # the core holds it for the reconnect
-                case SendPresence() | SendSubscription() | SendChat():
+                case SendPresence() | SendSubscription() | SendChat() | AnswerDisco() | AnswerCommand():
                     await self.xmpp.send(intent)
                 case StoreSubscription(device_jid=device_jid, operator=operator, present=present):
                     self.store.set_subscription(device_jid, operator, present)

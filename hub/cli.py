@@ -1,4 +1,4 @@
-"""``hub``: run the hub, check a config, hash a device password, run the demo."""
+"""``hub``: run the hub, check a config, list its devices, hash a device password, run the demo."""
 
 from __future__ import annotations
 
@@ -58,6 +58,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    import sqlite3
+    import time
+
+    from hub.inventory import format_rows, rows
+    from hub.store import Store
+
+    try:
+        config, _, settings = _load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    path = Path(config.state_dir) / "hub.sqlite3"
+    try:
+        store = Store.open_read_only(path)
+        try:
+            records, bad = store.devices()
+            discovery = store.discovery()
+        finally:
+            store.close()
+    except FileNotFoundError:
+        print(f"{path}: no state yet (has the hub run with this config?)", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    for key in bad:
+        print(f"{path}: devices: row {key!r} does not decode; skipped", file=sys.stderr)
+    found = rows(settings, records, discovery, time.time())
+    if args.json:
+        print(json.dumps([row.as_json() for row in found], ensure_ascii=False, indent=2))
+    else:
+        print(format_rows(found))
+    return 0
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     from bridges.mqtt.passwords import hash_password
 
@@ -97,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config and the profiles it uses")
     check.add_argument("-c", "--config", type=Path, required=True)
     check.set_defaults(func=cmd_check_config)
+    devices = sub.add_parser("devices", help="list the devices the hub knows, from its state (also while it runs)")
+    devices.add_argument("-c", "--config", type=Path, required=True)
+    devices.add_argument("--json", action="store_true", help="a JSON array, one object per device")
+    devices.set_defaults(func=cmd_devices)
     passwd = sub.add_parser("passwd", help="print an argon2 hash for a device's MQTT password")
     passwd.add_argument("username")
     passwd.set_defaults(func=cmd_passwd)

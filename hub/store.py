@@ -103,6 +103,18 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._db.executescript(_BROKER_SCHEMA)
 
+    @classmethod
+    def open_read_only(cls, path: Path) -> Store:
+        """The state of a hub that may be running: WAL lets this reader and the hub's writer go on together.
+
+        Never creates or writes anything; ``FileNotFoundError`` if there is no state yet.
+        """
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        store = cls.__new__(cls)
+        store._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        return store
+
     def subscriptions(self) -> Iterator[tuple[str, str]]:
         with closing(self._db.execute("SELECT device_jid, operator FROM subscriptions ORDER BY 1, 2")) as rows:
             yield from rows

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import yaml
 from bridges.mqtt.passwords import hash_password
 from device_profiles.loader import builtin_profiles
 from hub.demo.devices import SimulatedDevice
+from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
 from tests.support.operator import Operator
 from tests.support.ports import free_port
 from tests.support.xmpp_servers import XmppServer
@@ -184,3 +186,71 @@ def test_the_shipped_profile_schema_is_the_one_the_models_generate() -> None:
     shipped = Path(__file__).parent.parent / "device_profiles" / "profile.schema.json"
     assert json.loads(result.stdout) == json.loads(shipped.read_text())
     assert "availability" in json.loads(result.stdout)["properties"]
+
+
+async def hub_devices(config: Path, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *HUB, "devices", "-c", str(config), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def devices_until(config: Path, check: Callable[[dict[str, list[str]]], bool]) -> dict[str, list[str]]:
+    """``hub devices`` run again until its lines (split into columns, by device id) satisfy ``check``."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        code, out, err = await hub_devices(config)
+        assert code == 0, err
+        lines = {line.split()[1].split("@")[0]: line.split() for line in out.splitlines()}
+        if check(lines) or asyncio.get_running_loop().time() > deadline:
+            return lines
+
+
+@pytest.mark.integration
+async def test_devices_lists_what_a_running_hub_keeps(prosody: XmppServer, tmp_path: Path) -> None:
+    runner = HubRunner(prosody, tmp_path / "hub", devices=("kitchen-temp", "thermostat", "plug-1"))
+    config = tmp_path / "hub" / "hub.yaml"
+    async with runner.running():
+        sensor = SimulatedDevice(
+            "kitchen-temp", "sensor", "127.0.0.1", runner.broker_port, "kitchen-temp", DEVICE_PASSWORD, interval=60
+        )
+        sensor.state.update(temperature=21.6, humidity=48.0, battery=87)
+        thermostat = SimulatedDevice(
+            "thermostat", "thermostat", "127.0.0.1", runner.broker_port, "thermostat", DEVICE_PASSWORD, interval=60
+        )
+        sensor.start()
+        thermostat.start()
+        try:
+            lines = await devices_until(config, lambda ls: ls.get("thermostat", [""] * 3)[2] == "online")
+            assert lines["thermostat"][:3] == ["hub", f"thermostat@{runner.domain}", "online"]
+            assert " ".join(lines["thermostat"][5:]) == "19.5 °C · target 21 °C · mode heat"
+            assert lines["plug-1"][2:] == ["not", "seen", "yet", "-", "-"]
+            sensor.stop()
+            lines = await devices_until(config, lambda ls: ls["kitchen-temp"][2] == "offline")
+            assert lines["kitchen-temp"][2] == "offline"
+            assert " ".join(lines["kitchen-temp"][5:]) == "21.6 °C · 48 % · battery 87 %"
+
+            code, out, err = await hub_devices(config, "--json")
+            assert code == 0, err
+            by_jid = {entry["jid"]: entry for entry in json.loads(out)}
+            entry = by_jid[f"thermostat@{runner.domain}"]
+            assert entry["family"] == "hub" and entry["availability"] == "online"
+            assert entry["readings"] == {"temperature": 19.5, "target": 21.0, "mode": "heat"}
+            assert entry["last_seen"] is not None and entry["last_seen"].endswith("+00:00")
+            assert by_jid[f"plug-1@{runner.domain}"]["last_seen"] is None
+        finally:
+            thermostat.stop()
+
+
+def test_devices_without_state_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text("xmpp: {domain: devices.example.org, secret: s3cret}\nstate_dir: nothing-here\n")
+    result = run_hub("devices", "-c", str(config))
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"{tmp_path / 'nothing-here' / 'hub.sqlite3'}: no state yet (has the hub run with this config?)"
+    )
+    assert not (tmp_path / "nothing-here").exists()  # nothing was created

@@ -22,7 +22,9 @@ from slixmpp import ComponentXMPP
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from bridges.xmpp.iq import request_from_iq
 from bridges.xmpp.translate import build_stanza, event_from_message, event_from_presence
+from hub.core.adhoc import NS_COMMANDS, NS_DISCO_INFO, NS_DISCO_ITEMS
 from hub.core.events import Event, XmppLinkDown, XmppLinkUp
 from hub.core.ports import EventSink, XmppIntent
 
@@ -68,7 +70,7 @@ class _Stream(ComponentXMPP):
     roster's event handlers and its outgoing filter are removed.
     """
 
-    def __init__(self, options: ComponentOptions, on_presence: Any) -> None:
+    def __init__(self, options: ComponentOptions, on_presence: Any, on_request: Any) -> None:
         super().__init__(options.domain, options.secret, options.host, options.port)  # type: ignore[no-untyped-call]
         self.remove_handler("Presence")
         for name, handler in (
@@ -88,6 +90,10 @@ class _Stream(ComponentXMPP):
         self.auto_authorize = None
         self.auto_subscribe = False
         self.register_handler(Callback("Hub presence", MatchXPath(f"{{{self.default_ns}}}presence"), on_presence))
+        # Disco and ad-hoc commands are answered by the core; other iqs keep slixmpp's feature-not-implemented.
+        for ns, child in ((NS_DISCO_INFO, "query"), (NS_DISCO_ITEMS, "query"), (NS_COMMANDS, "command")):
+            path = f"{{{self.default_ns}}}iq/{{{ns}}}{child}"
+            self.register_handler(Callback(f"Hub {ns}", MatchXPath(path), on_request))
 
 
 class XmppComponent:
@@ -100,7 +106,7 @@ class XmppComponent:
         self._rng = random.Random()
         #: Stanzas not sent because the stream was down or the queue was full.
         self.dropped = 0
-        self._xmpp = _Stream(options, self._on_presence)
+        self._xmpp = _Stream(options, self._on_presence, self._on_request)
         self._xmpp.add_event_handler("message", self._on_message)
 
     @property
@@ -261,6 +267,19 @@ class XmppComponent:
 
     def _on_presence(self, pres: Any) -> None:
         self._deliver(event_from_presence, pres)
+
+    def _on_request(self, iq: Any) -> None:
+        try:
+            event = request_from_iq(iq)
+        except ValueError as exc:  # the right namespace in the wrong iq type: it must still be answered
+            error: Any = self._xmpp.make_iq_error  # untyped in slixmpp
+            error(iq["id"], "modify", "bad-request", str(exc), ito=iq["from"], ifrom=iq["to"]).send()
+            return
+        except Exception:
+            log.exception("xmpp component: could not read an iq")
+            return
+        if event is not None:
+            self._emit(event)
 
     def _deliver(self, translate: Callable[[Any], Event | None], stanza: Any) -> None:
         # Never raise into slixmpp: it would bounce an error stanza to the sender.

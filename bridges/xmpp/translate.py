@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 
 from slixmpp import JID, InvalidJID
 
+from bridges.xmpp.iq import build_answer
 from hub.core.events import (
     ChatReceived,
     Event,
@@ -19,7 +20,7 @@ from hub.core.events import (
     SubscriptionCancelled,
     SubscriptionRequested,
 )
-from hub.core.intents import SendChat, SendPresence, SendSubscription, Show
+from hub.core.intents import AnswerCommand, AnswerDisco, SendChat, SendPresence, SendSubscription, Show
 
 #: Message types that carry something a person typed to a device.
 CHAT_TYPES = frozenset({"chat", "normal"})
@@ -96,7 +97,9 @@ def _recipient(to: str) -> JID:
     return jid
 
 
-def build_stanza(xmpp: Any, intent: SendPresence | SendSubscription | SendChat, domain: str) -> Any:
+def build_stanza(
+    xmpp: Any, intent: SendPresence | SendSubscription | SendChat | AnswerDisco | AnswerCommand, domain: str
+) -> Any:
     """The stanza for one intent, ready for ``.send()``; ``ValueError`` if the intent cannot be sent."""
     sender = check_sender(intent.sender, domain)
     to = _recipient(intent.to)
@@ -120,4 +123,6 @@ def build_stanza(xmpp: Any, intent: SendPresence | SendSubscription | SendChat, 
             return pres
         case SendChat(body=body):
             return xmpp.make_message(mto=to, mbody=body, mtype="chat", mfrom=sender)
+        case AnswerDisco() | AnswerCommand():
+            return build_answer(xmpp, intent, sender, to)
     raise TypeError(f"not an XMPP intent: {intent!r}")

@@ -100,6 +100,38 @@ class PresenceProbed:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoRequested:
+    """A service discovery query (XEP-0030) to a device JID or the hub's own JID.
+
+    ``iq_id`` comes back in the answer so the bridge can address it without
+    keeping the request.
+    """
+
+    sender: str  # full JID of the asking client
+    to: str  # bare JID of the device or the component domain
+    iq_id: str
+    kind: str  # "info" | "items"
+    node: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdHocRequested:
+    """One step of an ad-hoc command (XEP-0050): run ``node``, or submit its form.
+
+    ``values`` is ``None`` when no form was submitted, else the submitted
+    fields (``var``, first value) in the order they came.
+    """
+
+    sender: str
+    to: str
+    iq_id: str
+    node: str
+    action: str = "execute"  # "execute" | "complete" | "cancel" | "next" | "prev"
+    session: str = ""
+    values: tuple[tuple[str, str], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: silence, confirmations and alert repeats are checked."""
 
@@ -117,5 +149,7 @@ Event = (
     | SubscriptionRequested
     | SubscriptionCancelled
     | PresenceProbed
+    | DiscoRequested
+    | AdHocRequested
     | Tick
 )

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hub.core import replies
+from hub.core import adhoc, replies
 from hub.core.alerts import AlertRule, AlertState, Notice, due_repeat, evaluate
 from hub.core.auth import Authorizer, Grant
 from hub.core.codecs import PayloadError, Reading
@@ -36,8 +36,10 @@ from hub.core.device import Device, DeviceConfig, alert_text
 from hub.core.discovered import DiscoveryBook
 from hub.core.discovery import DiscoveredDevice
 from hub.core.events import (
+    AdHocRequested,
     ChatReceived,
     ChatUndelivered,
+    DiscoRequested,
     Event,
     MqttClientConnected,
     MqttClientDisconnected,
@@ -267,6 +269,8 @@ class Hub:
                 return self._on_unsubscribe(bare(sender), bare(to))
             case PresenceProbed(sender=sender, to=to):
                 return self._on_probe(bare(sender), bare(to), now)
+            case DiscoRequested() | AdHocRequested():
+                return adhoc.handle(self, event, now)
             case Tick():
                 return self._on_tick(now)
 

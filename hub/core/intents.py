@@ -59,6 +59,77 @@ class SendChat:
 
 
 @dataclass(frozen=True, slots=True)
+class FormField:
+    """One XEP-0004 field as plain data; the XMPP bridge renders it."""
+
+    var: str
+    type: str  # "text-single" | "list-single" | "text-multi" | "fixed"
+    label: str = ""
+    values: tuple[str, ...] = ()
+    #: ``(label, value)`` pairs of a ``list-single``.
+    options: tuple[tuple[str, str], ...] = ()
+    desc: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A XEP-0004 data form: ``form`` asks for values, ``result`` shows them."""
+
+    type: str  # "form" | "result"
+    title: str = ""
+    instructions: str = ""
+    fields: tuple[FormField, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoIdentity:
+    category: str
+    type: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoItem:
+    jid: str
+    node: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDisco:
+    """The answer to a :class:`~hub.core.events.DiscoRequested`; ``error`` is a stanza error condition."""
+
+    sender: str
+    to: str
+    iq_id: str
+    kind: str  # "info" | "items"
+    node: str = ""
+    identities: tuple[DiscoIdentity, ...] = ()
+    features: tuple[str, ...] = ()
+    items: tuple[DiscoItem, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCommand:
+    """The answer to one ad-hoc command step; ``error`` (e.g. ``forbidden``) replaces the whole answer."""
+
+    sender: str
+    to: str
+    iq_id: str
+    node: str
+    session: str = ""
+    status: str = "completed"  # "executing" | "completed" | "canceled"
+    form: Form | None = None
+    #: ``(type, text)`` with type ``info``, ``warning`` or ``error``.
+    notes: tuple[tuple[str, str], ...] = ()
+    #: Next actions offered while executing, e.g. ``("complete",)``.
+    actions: tuple[str, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSubscription:
     """Persist (``present=True``) or forget one operator's subscription to one device."""
 
@@ -76,4 +147,14 @@ class Log:
     fields: Mapping[str, object] = field(default_factory=dict)
 
 
-Intent = PublishMqtt | SubscribeMqtt | SendPresence | SendSubscription | SendChat | StoreSubscription | Log
+Intent = (
+    PublishMqtt
+    | SubscribeMqtt
+    | SendPresence
+    | SendSubscription
+    | SendChat
+    | AnswerDisco
+    | AnswerCommand
+    | StoreSubscription
+    | Log
+)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 from hub.core.events import Event
-from hub.core.intents import PublishMqtt, SendChat, SendPresence, SendSubscription
+from hub.core.intents import AnswerCommand, AnswerDisco, PublishMqtt, SendChat, SendPresence, SendSubscription
 
 EventSink = Callable[[Event], None]
 
-XmppIntent = SendPresence | SendSubscription | SendChat
+XmppIntent = SendPresence | SendSubscription | SendChat | AnswerDisco | AnswerCommand
 
 
 class MqttPort(Protocol):

@@ -19,6 +19,11 @@ _SHOW_WORDS = {
 }
 
 
+def show_word(show: Show) -> str:
+    """``online``, ``away``, ``sleeping``, ``alert`` or ``offline``: a presence in one word."""
+    return _SHOW_WORDS[show]
+
+
 def title(device: Device) -> str:
     if device.name and device.name != device.device_id:
         return f"{device.name} ({device.device_id})"

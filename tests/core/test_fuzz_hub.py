@@ -5,8 +5,10 @@ from operators and strangers, subscriptions, probes, link changes and ticks,
 in any order. Whatever happens:
 
 - no exception escapes ``handle`` or ``shutdown``;
-- a stranger's chat never leads to an MQTT publish, and with no chat from an
-  operator (or admin) at all there is no publish;
+- a stranger's chat or ad-hoc command never leads to an MQTT publish, and with
+  no chat or command from an operator (or admin) at all there is no publish;
+- every disco or ad-hoc request gets exactly one answer, to whoever asked, and a
+  stranger's command is always ``forbidden``;
 - strangers never get presence, and get chat only after they wrote;
 - every stanza the hub would send has a ``from`` inside the component domain
   (a foreign ``from`` makes the XMPP server close the whole component stream);
@@ -22,11 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
+from hub.core.adhoc import NS_COMMANDS
 from hub.core.alerts import AlertRule
 from hub.core.auth import Grant
 from hub.core.device import DeviceConfig
 from hub.core.events import (
+    AdHocRequested,
     ChatReceived,
+    DiscoRequested,
     Event,
     MqttClientConnected,
     MqttClientDisconnected,
@@ -41,7 +46,15 @@ from hub.core.events import (
     XmppLinkUp,
 )
 from hub.core.hub import Hub, HubSettings
-from hub.core.intents import Intent, PublishMqtt, SendChat, SendPresence, SendSubscription
+from hub.core.intents import (
+    AnswerCommand,
+    AnswerDisco,
+    Intent,
+    PublishMqtt,
+    SendChat,
+    SendPresence,
+    SendSubscription,
+)
 from hub.core.jid import bare
 from hub.core.mapping import Binding
 from hub.core.profile import Profile, Role
@@ -122,11 +135,45 @@ _words = st.sampled_from(
      "temperature?", "devices", "find k", "list", "?", "set", "x" * 1100]
 )  # fmt: skip
 _bodies = st.one_of(_words, st.text(max_size=40))
+_nodes = st.one_of(
+    st.sampled_from(["status", "set", "on", "off", "toggle", "identify", "reboot", "devices", "help", "", NS_COMMANDS]),
+    st.text(max_size=10),
+)
+_form_values = st.one_of(
+    st.none(),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["target", "power", "mode", "brightness", "power2", "FORM_TYPE", "x"]),
+            st.one_of(
+                st.sampled_from(["21.5", "22", "50", "1e308", "nan", "on", "off", "eco", ""]), st.text(max_size=8)
+            ),
+        ),
+        max_size=5,
+    ).map(tuple),
+)
+_actions = st.sampled_from(["execute", "complete", "next", "cancel", "prev", "bogus"])
+
+
+def _adhoc(sender: str, to: str, node: str, action: str, values: tuple[tuple[str, str], ...] | None) -> AdHocRequested:
+    return AdHocRequested(sender, to, "iq-1", node, action, "", values)
+
+
+_requests = st.one_of(
+    st.builds(_adhoc, _senders, _device_jids, _nodes, _actions, _form_values),
+    st.builds(
+        lambda sender, to, kind, node: DiscoRequested(sender, to, "iq-1", kind, node),
+        _senders,
+        _device_jids,
+        st.sampled_from(["info", "items"]),
+        _nodes,
+    ),
+)
 _xmpp_events = st.one_of(
     st.builds(ChatReceived, sender=_senders, to=_device_jids, body=_bodies),
     st.builds(SubscriptionRequested, sender=_senders, to=_device_jids),
     st.builds(SubscriptionCancelled, sender=_senders, to=_device_jids),
     st.builds(PresenceProbed, sender=_senders, to=_device_jids),
+    _requests,
     st.sampled_from([XmppLinkUp(), XmppLinkDown()]),
 )
 # Sequences that reach commands need an online device that reported its properties and an
@@ -145,6 +192,13 @@ _likely = st.one_of(
         st.sampled_from(sorted(GRANTS)),
         _pool,
         st.one_of(_words, st.sampled_from(["on", "off", "toggle", "set target 22", "set power on", "identify"])),
+    ),
+    st.builds(
+        lambda who, d, node, values: _adhoc(f"{who}/gajim", f"{d}@{DOMAIN}", node, "execute", values),
+        st.sampled_from(sorted(GRANTS)),
+        _pool,
+        st.sampled_from(["set", "on", "toggle", "identify", "reboot", "status"]),
+        _form_values,
     ),
 )
 _events = st.one_of(_likely, _likely, _mqtt_events, _xmpp_events, st.just(Tick()))
@@ -167,12 +221,20 @@ class Observer:
 
     def see(self, event: Event, intents: list[Intent]) -> None:
         assert self.wrote is not None
-        sender = bare(event.sender) if isinstance(event, ChatReceived) else None
+        asked = isinstance(event, ChatReceived | AdHocRequested | DiscoRequested)
+        sender = bare(event.sender) if asked else None
         stranger_chat = sender is not None and sender not in GRANTS
-        if isinstance(event, ChatReceived):
+        if asked:
             self.wrote.add(bare(event.sender))
-            if sender in COMMANDERS:
+            if sender in COMMANDERS and not isinstance(event, DiscoRequested):
                 self.commanded = True
+        if isinstance(event, AdHocRequested | DiscoRequested):
+            answers = [i for i in intents if isinstance(i, AnswerCommand | AnswerDisco)]
+            assert len(answers) == 1, f"{event} answered by {answers}"
+            assert answers[0].to == event.sender and answers[0].iq_id == event.iq_id, answers
+            assert _in_domain(answers[0].sender), f"answer from outside the component domain: {answers}"
+            if isinstance(event, AdHocRequested) and stranger_chat:
+                assert answers[0].error == "forbidden", answers
         for intent in intents:
             note(type(intent).__name__)  # --hypothesis-show-statistics: what the sequences reach
             if isinstance(intent, PublishMqtt):

@@ -12,16 +12,20 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import pytest
+from slixmpp.exceptions import IqError
 
+from hub.core.adhoc import NS_COMMANDS, NS_DISCO_INFO
 from hub.core.events import (
+    AdHocRequested,
     ChatReceived,
+    DiscoRequested,
     PresenceProbed,
     SubscriptionCancelled,
     SubscriptionRequested,
     XmppLinkDown,
     XmppLinkUp,
 )
-from hub.core.intents import SendChat, SendPresence, SendSubscription, Show
+from hub.core.intents import AnswerCommand, AnswerDisco, DiscoIdentity, SendChat, SendPresence, SendSubscription, Show
 from tests.bridges.xmpp.conftest import Login, RunningComponent, StartComponent
 from tests.support.operator import Operator, PresenceSeen
 from tests.support.xmpp_servers import XmppServer
@@ -293,3 +297,51 @@ async def wait_for_log(caplog: pytest.LogCaptureFixture, text: str, count: int, 
         if loop.time() > deadline:
             raise AssertionError(f"{text!r} logged {n} times, wanted {count}:\n{caplog.text}")
         await asyncio.sleep(0.05)
+
+
+async def test_disco_and_command_iqs_reach_the_core_and_its_answers_reach_the_client(
+    xmpp_server: XmppServer, start_component: StartComponent, login: Login
+) -> None:
+    hub = await start_component()
+    alice = await login()
+    kitchen = device(xmpp_server)
+
+    query = alice.xmpp.make_iq_get(queryxmlns=NS_DISCO_INFO, ito=kitchen)
+    pending = asyncio.ensure_future(query.send(timeout=10))
+    asked = await hub.events.expect(DiscoRequested)
+    assert (asked.sender, asked.to, asked.kind, asked.node) == (alice.jid, kitchen, "info", "")
+    identity = DiscoIdentity("client", "bot", "Kitchen")
+    await hub.component.send(AnswerDisco(kitchen, asked.sender, asked.iq_id, "info", "", (identity,), (NS_COMMANDS,)))
+    result = await pending
+    answered = result.xml.find(f"{{{NS_DISCO_INFO}}}query")
+    assert answered is not None
+    assert [f.get("var") for f in answered.iterfind(f"{{{NS_DISCO_INFO}}}feature")] == [NS_COMMANDS]
+
+    step = alice.xmpp.make_iq_set(ito=kitchen)
+    step.append(ET.Element(f"{{{NS_COMMANDS}}}command", node="on", action="execute"))
+    pending = asyncio.ensure_future(step.send(timeout=10))
+    command = await hub.events.expect(AdHocRequested)
+    assert (command.sender, command.to, command.node, command.values) == (alice.jid, kitchen, "on", None)
+    await hub.component.send(AnswerCommand(kitchen, command.sender, command.iq_id, "on", error="forbidden"))
+    with pytest.raises(IqError) as refused:
+        await pending
+    assert refused.value.iq["error"]["condition"] == "forbidden"
+
+
+async def test_misshapen_and_other_iqs_are_answered_without_the_core(
+    xmpp_server: XmppServer, start_component: StartComponent, login: Login
+) -> None:
+    hub = await start_component()
+    alice = await login()
+    kitchen = device(xmpp_server)
+
+    wrong_type = alice.xmpp.make_iq_set(ito=kitchen)
+    wrong_type.append(ET.Element(f"{{{NS_DISCO_INFO}}}query"))
+    with pytest.raises(IqError) as bad:
+        await wrong_type.send(timeout=10)
+    assert bad.value.iq["error"]["condition"] == "bad-request"
+    ping = alice.xmpp.make_iq_get(queryxmlns="urn:xmpp:ping", ito=kitchen)
+    with pytest.raises(IqError) as unknown:
+        await ping.send(timeout=10)
+    assert unknown.value.iq["error"]["condition"] == "feature-not-implemented"
+    assert hub.events.unread(DiscoRequested) == [] and hub.events.unread(AdHocRequested) == []
