@@ -60,7 +60,7 @@ from bridges.mqtt.acl import TopicAcl, check_pattern
 from bridges.mqtt.hardened import HardenedBroker
 from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
-from hub.core.events import MqttLinkUp
+from hub.core.events import MqttLinkUp, MqttMessageReceived
 from hub.core.intents import PublishMqtt
 from hub.core.ports import EventSink
 
@@ -215,4 +215,13 @@ class EmbeddedBroker:
             await context.retain_message(intent.topic, intent.payload, qos=intent.qos)
 
     async def subscribe(self, topics: tuple[str, ...]) -> None:
-        """Nothing to do: the hub sees every message its own broker carries."""
+        """The hub sees every message its own broker carries; topics it starts reading now get their
+        retained message once, as a subscription would (a discovered device's state published first)."""
+        broker = self._broker
+        if broker is None:
+            return
+        held = broker.retained_messages
+        for topic in topics:
+            retained = held.get(topic)
+            if retained is not None and retained.data:
+                self._emit(MqttMessageReceived(topic, bytes(retained.data), True))
