@@ -234,7 +234,10 @@ def _device(base: str, entry: Mapping[str, object], profile: Profile) -> Discove
     if isinstance(definition, dict):
         _walk(definition.get("exposes"), "", "", caps)
         model = " ".join(p for p in (_text(definition.get("vendor"), 60), _text(definition.get("model"), 60)) if p)
-    readings = {k: profile.readings[k] for k in profile.readings if k in caps.readings}
+    # The profile's known readings first, in its order, each with the unit its expose gives.
+    readings = {
+        k: replace(v, unit=caps.readings[k].unit or v.unit) for k, v in profile.readings.items() if k in caps.readings
+    }
     for key, spec in caps.readings.items():
         readings.setdefault(key, spec)
     own = replace(
