@@ -199,7 +199,7 @@ def _id(value: str, what: str, topic: str) -> str:
 # ---------------------------------------------------------------------------------------------- Homie 5
 
 
-def _members(value: object) -> list[tuple[str, Mapping[str, object]]]:
+def _members(value: object, where: str, skipped: list[str]) -> list[tuple[str, Mapping[str, object]]]:
     """Nodes or properties as ``(id, object)``: an object keyed by id (5.0), or a list with ``id`` (drafts)."""
     if isinstance(value, dict):
         pairs = list(value.items())
@@ -207,7 +207,13 @@ def _members(value: object) -> list[tuple[str, Mapping[str, object]]]:
         pairs = [(item.get("id"), item) for item in value if isinstance(item, dict)]
     else:
         return []
-    return [(k, v) for k, v in pairs if isinstance(k, str) and _ID.fullmatch(k) and isinstance(v, dict)]
+    found: list[tuple[str, Mapping[str, object]]] = []
+    for key, member in pairs:
+        if isinstance(key, str) and _ID.fullmatch(key) and isinstance(member, dict):
+            found.append((key, member))
+        else:
+            skipped.append(f"{where}{str(key)[:64]!r}: not a Homie id with an object")
+    return found
 
 
 @register("homie5")
@@ -230,8 +236,9 @@ def map_description(message: DiscoveryInput) -> Discovery:
     if not isinstance(description, dict):
         raise DiscoveryError(f"{message.topic}: description is JSON {type(description).__name__}, expected an object")
     props: list[_Property] = []
-    for node_id, node in _members(description.get("nodes"))[:MAX_NODES]:
-        for prop_id, attrs in _members(node.get("properties")):
+    skipped: list[str] = []
+    for node_id, node in _members(description.get("nodes"), "node ", skipped)[:MAX_NODES]:
+        for prop_id, attrs in _members(node.get("properties"), f"property {node_id}/", skipped):
             if len(props) >= MAX_PROPERTIES:
                 break
             props.append(
@@ -253,7 +260,7 @@ def map_description(message: DiscoveryInput) -> Discovery:
     device = _device(
         message.binding.profile, device_id, prefix, name, props, parent if _ID.fullmatch(parent) else None, model
     )
-    return Discovery(prefix, (device,))
+    return Discovery(prefix, (device,), tuple(skipped))
 
 
 # ---------------------------------------------------------------------------------------------- Homie 4
@@ -264,9 +271,15 @@ def _attribute(seen: Mapping[str, bytes], topic: str) -> str | None:
     return payload[:4096].decode("utf-8", "replace").strip() if payload else None
 
 
-def _ids(listing: str | None) -> list[str]:
+def _ids(listing: str | None, where: str, skipped: list[str]) -> list[str]:
     """``a,b,c`` ids; 3.x array nodes (``lights[]``) and anything that is no id are left out."""
-    return [item.strip() for item in (listing or "").split(",") if _ID.fullmatch(item.strip())]
+    found = []
+    for item in (listing or "").split(","):
+        if _ID.fullmatch(item.strip()):
+            found.append(item.strip())
+        elif item.strip():
+            skipped.append(f"{where}: {item.strip()[:64]!r} is not a Homie id (3.x arrays are not read)")
+    return found
 
 
 @register("homie4")
@@ -284,8 +297,10 @@ def map_attributes(message: DiscoveryInput) -> Discovery:
     if name is None and nodes is None:
         return Discovery(prefix)
     props: list[_Property] = []
-    for node_id in _ids(nodes)[:MAX_NODES]:
-        for prop_id in _ids(_attribute(seen, f"{prefix}/{node_id}/$properties")):
+    skipped: list[str] = []
+    for node_id in _ids(nodes, f"{prefix}/$nodes", skipped)[:MAX_NODES]:
+        listing = f"{prefix}/{node_id}/$properties"
+        for prop_id in _ids(_attribute(seen, listing), listing, skipped):
             if len(props) >= MAX_PROPERTIES:
                 break
             at = f"{prefix}/{node_id}/{prop_id}"
@@ -303,4 +318,4 @@ def map_attributes(message: DiscoveryInput) -> Discovery:
     version = _attribute(seen, f"{prefix}/$homie")
     model = f"Homie {version[:16]}" if version else "Homie 4"
     device = _device(message.binding.profile, device_id, prefix, (name or "")[:MAX_TEXT], props, None, model)
-    return Discovery(prefix, (device,))
+    return Discovery(prefix, (device,), tuple(skipped))

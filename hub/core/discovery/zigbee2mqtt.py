@@ -220,14 +220,15 @@ def _bridge(base: str, profile: Profile, coordinator: str | None) -> DiscoveredD
     return DiscoveredDevice(base, f"Zigbee2MQTT ({base})", own, aliases=aliases, model="Zigbee2MQTT bridge")
 
 
-def _device(base: str, entry: Mapping[str, object], profile: Profile) -> DiscoveredDevice | None:
+def _device(base: str, entry: Mapping[str, object], profile: Profile) -> DiscoveredDevice | str:
+    """The device an entry describes, or why it cannot be one."""
     ieee = _text(entry.get("ieee_address"), 64).strip().lower()
     if not ieee:
-        return None
+        return "no ieee_address"
     name = _text(entry.get("friendly_name")) or ieee
     state, availability, command = (_literal(f"{base}/{name}{suffix}") for suffix in ("", "/availability", "/set"))
     if state is None or availability is None or command is None:
-        return None
+        return f"{ieee}: friendly_name {name[:64]!r} cannot be a topic ('+', '#', braces or NUL)"
     definition = entry.get("definition")
     caps = _Capabilities()
     model = ""
@@ -277,16 +278,20 @@ def map_bridge_devices(message: DiscoveryInput) -> Discovery:
     profile = message.binding.profile
     coordinator = None
     devices: list[DiscoveredDevice] = []
-    for entry in entries:
+    skipped: list[str] = []
+    for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
+            skipped.append(f"entry {index}: not an object")
             continue
         if entry.get("type") == "Coordinator":
             coordinator = _text(entry.get("ieee_address"), 64).strip().lower() or None
             continue
         device = _device(base, entry, profile)
-        if device is not None:
+        if isinstance(device, str):
+            skipped.append(f"entry {index}: {device}")
+        else:
             devices.append(device)
     bridge = _bridge(base, profile, coordinator)
     if bridge is None:
         raise DiscoveryError(f"{message.topic}: base topic {base!r} cannot name topics")
-    return Discovery(message.topic, (bridge, *devices))
+    return Discovery(message.topic, (bridge, *devices), tuple(skipped))

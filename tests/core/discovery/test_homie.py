@@ -251,7 +251,12 @@ def test_odd_properties_are_read_but_not_offered(binding: Binding) -> None:
         },
         "parent": "not a valid id!",
     }
-    (device,) = MAPPERS["homie5"](_input(binding, "homie/5/odd/$description", json.dumps(description).encode())).devices
+    result = MAPPERS["homie5"](_input(binding, "homie/5/odd/$description", json.dumps(description).encode()))
+    (device,) = result.devices
+    assert result.skipped == (
+        "node 'bad node!': not a Homie id with an object",
+        "property n/'Bad/Id': not a Homie id with an object",
+    )
     assert device.parent is None
     assert set(device.profile.readings) == {"pick", "level"}
     level = device.profile.properties["level"]
@@ -306,3 +311,10 @@ def test_any_homie4_attributes_are_a_discovery(binding: Binding, attributes: dic
     seen.setdefault("homie/dev/$nodes", b"n")
     result = MAPPERS["homie4"](DiscoveryInput("homie/dev/$nodes", seen["homie/dev/$nodes"], binding, seen))
     assert all(d.device_id == "dev" for d in result.devices)
+
+
+def test_homie4_array_nodes_are_left_out_and_said_so(binding: Binding) -> None:
+    seen = {"homie/car/$name": b"Car", "homie/car/$nodes": b"engine,lights[]"}
+    result = MAPPERS["homie4"](DiscoveryInput("homie/car/$nodes", seen["homie/car/$nodes"], binding, seen))
+    assert [d.name for d in result.devices] == ["Car"]
+    assert result.skipped == ("homie/car/$nodes: 'lights[]' is not a Homie id (3.x arrays are not read)",)

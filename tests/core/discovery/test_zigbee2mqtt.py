@@ -260,8 +260,18 @@ def test_entries_that_cannot_be_devices_are_skipped(binding: Binding) -> None:
             },
         },
     ]
-    found = {d.device_id: d for d in mapped(binding, json.dumps(entries).encode()).devices}
+    result = mapped(binding, json.dumps(entries).encode())
+    found = {d.device_id: d for d in result.devices}
     assert set(found) == {"zigbee2mqtt", "0x02", "0x03"}
+    assert result.skipped == (
+        "entry 0: not an object",
+        "entry 1: no ieee_address",
+        "entry 2: 0x01: friendly_name 'bad+name' cannot be a topic ('+', '#', braces or NUL)",
+    )
+    hub = make_hub(binding)
+    out = feed(hub, DEVICES_TOPIC, json.dumps(entries), retain=True)
+    skipped = [i for i in out if isinstance(i, Log) and i.event == "discovery.skipped"]
+    assert [(i.fields["topic"], i.fields["reason"]) for i in skipped] == [(DEVICES_TOPIC, r) for r in result.skipped]
     level = found["0x03"].profile.properties["level"]
     assert (level.minimum, level.maximum, level.step) == (None, None, None)
     assert set(found["0x03"].profile.properties) == {"level"}
