@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from device_profiles.loader import builtin_profiles
 from hub.core.auth import Grant
 from hub.core.discovery import MAPPERS, Discovery, DiscoveryError, DiscoveryInput
-from hub.core.events import ChatReceived, MqttLinkUp, MqttMessageReceived, SubscriptionRequested, XmppLinkUp
+from hub.core.events import (
+    ChatReceived,
+    MqttClientConnected,
+    MqttClientDisconnected,
+    MqttLinkUp,
+    MqttMessageReceived,
+    SubscriptionRequested,
+    XmppLinkUp,
+)
 from hub.core.hub import Hub, HubSettings
 from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, Show
 from hub.core.mapping import Binding
@@ -316,3 +324,14 @@ def test_any_json_is_a_discovery_or_a_discovery_error(binding: Binding, value: o
     except DiscoveryError:
         return
     assert all(d.device_id for d in result.devices)
+
+
+def test_a_bridge_logged_in_as_its_base_topic_follows_its_mqtt_session(binding: Binding) -> None:
+    hub = make_hub(binding)
+    hub.handle(MqttClientConnected("z2m-client", "zigbee2mqtt"), T0)
+    feed(hub, DEVICES_TOPIC, fixture("bridge_devices.json"), retain=True)  # no bridge/state heard at all
+    plug = hub.devices[f"{PLUG}@{DOMAIN}"]
+    feed(hub, "zigbee2mqtt/my_plug", fixture("state_my_plug.json"))
+    assert plug.online
+    hub.handle(MqttClientDisconnected("z2m-client", "zigbee2mqtt"), T0 + 1)  # no Last Will either
+    assert not hub.devices[f"zigbee2mqtt@{DOMAIN}"].online and not plug.online
