@@ -19,6 +19,7 @@ so when ``<base>/bridge/state`` says ``offline`` all of them are unreachable.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -69,7 +70,11 @@ def _text(value: object, limit: int = MAX_NAME_CHARS) -> str:
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return number if math.isfinite(number) else None  # Python's JSON reads Infinity and NaN
 
 
 def _word(value: object) -> Reading | None:
@@ -152,7 +157,9 @@ def _generic(expose: Mapping[str, object], prefix: str, endpoint: str, caps: _Ca
         return
     if access & 1:
         caps.properties.setdefault(name, spec)
-    elif kind in ("numeric", "enum") and name.isidentifier() and name not in _RESERVED_VERBS:
+        return
+    caps.switches.pop(name, None)  # a state never echoed cannot be switched and confirmed
+    if kind in ("numeric", "enum") and name.isidentifier() and name not in _RESERVED_VERBS:
         # Write-only (``effect``, ``identify``): never echoed, so a verb with one argument rather than ``set``.
         caps.verbs.setdefault(name, VerbSpec(name, _text(expose.get("description"), 120), param=spec))
 

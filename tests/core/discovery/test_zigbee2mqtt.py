@@ -335,3 +335,15 @@ def test_a_bridge_logged_in_as_its_base_topic_follows_its_mqtt_session(binding: 
     assert plug.online
     hub.handle(MqttClientDisconnected("z2m-client", "zigbee2mqtt"), T0 + 1)  # no Last Will either
     assert not hub.devices[f"zigbee2mqtt@{DOMAIN}"].online and not plug.online
+
+
+def test_infinite_ranges_and_write_only_states_give_no_bounds_and_no_switch(binding: Binding) -> None:
+    payload = (
+        b'[{"ieee_address": "0x1", "definition": {"exposes": ['
+        b'{"type": "numeric", "property": "level", "access": 7, "value_min": -Infinity, "value_max": 1e999},'
+        b'{"type": "binary", "property": "state", "access": 2, "value_on": "ON", "value_off": "OFF"}]}}]'
+    )
+    (_, device) = mapped(binding, payload).devices
+    level = device.profile.properties["level"]
+    assert (level.kind, level.minimum, level.maximum) == (PropertyKind.NUMBER, None, None)
+    assert device.profile.switch is None and "state" not in device.profile.properties
