@@ -170,6 +170,8 @@ class EmbeddedBroker:
         self.ready = asyncio.Event()
         #: Publishes refused because the broker was not running.
         self.dropped_publishes = 0
+        #: Topics whose retained message went to the hub when it started reading them (as a subscription would).
+        self._handed_over: set[str] = set()
 
     async def run(self) -> None:
         """Serve until cancelled. The broker is built here because amqtt binds to the running loop."""
@@ -222,6 +224,9 @@ class EmbeddedBroker:
             return
         held = broker.retained_messages
         for topic in topics:
+            if topic in self._handed_over:  # described again: its messages have been reaching the hub since
+                continue
+            self._handed_over.add(topic)
             retained = held.get(topic)
             if retained is not None and retained.data:
                 self._emit(MqttMessageReceived(topic, bytes(retained.data), True))

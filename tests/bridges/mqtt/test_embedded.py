@@ -259,3 +259,5 @@ async def test_topics_the_hub_starts_reading_get_their_retained_message_once() -
         before = len(running.events.events)
         await running.adapter.subscribe(("zigbee2mqtt/bridge/state", "zigbee2mqtt/lamp", "zigbee2mqtt/none"))
         assert running.events.events[before:] == [MqttMessageReceived("zigbee2mqtt/bridge/state", b"online", True)]
+        await running.adapter.subscribe(("zigbee2mqtt/bridge/state",))  # the device described again: not twice
+        assert running.events.events[before:] == [MqttMessageReceived("zigbee2mqtt/bridge/state", b"online", True)]
