@@ -77,7 +77,7 @@ from bridges.mqtt.hardened import HardenedBroker
 from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
 from bridges.mqtt.persistence import BrokerChanges, BrokerStateStore
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
-from hub.core.events import MqttLinkUp
+from hub.core.events import MqttLinkUp, MqttMessageReceived
 from hub.core.intents import PublishMqtt
 from hub.core.ports import EventSink
 
@@ -221,6 +221,8 @@ class EmbeddedBroker:
         self.ready = asyncio.Event()
         #: Publishes refused because the broker was not running.
         self.dropped_publishes = 0
+        #: Topics whose retained message went to the hub when it started reading them (as a subscription would).
+        self._handed_over: set[str] = set()
 
     async def run(self) -> None:
         """Serve until cancelled. The broker is built here because amqtt binds to the running loop."""
@@ -307,4 +309,16 @@ class EmbeddedBroker:
             await context.retain_message(intent.topic, intent.payload, qos=intent.qos)
 
     async def subscribe(self, topics: tuple[str, ...]) -> None:
-        """Nothing to do: the hub sees every message its own broker carries."""
+        """The hub sees every message its own broker carries; topics it starts reading now get their
+        retained message once, as a subscription would (a discovered device's state published first)."""
+        broker = self._broker
+        if broker is None:
+            return
+        held = broker.retained_messages
+        for topic in topics:
+            if topic in self._handed_over:  # described again: its messages have been reaching the hub since
+                continue
+            self._handed_over.add(topic)
+            retained = held.get(topic)
+            if retained is not None and retained.data:
+                self._emit(MqttMessageReceived(topic, bytes(retained.data), True))

@@ -21,6 +21,8 @@ from hub.core.templates import TemplateSyntaxError
 MAX_SEEN_MESSAGES = 20_000
 MAX_SEEN_BYTES = 32 * 1024 * 1024
 MAX_DEVICES_PER_SOURCE = 2_000
+#: Skipped parts of one message that are logged, one line each.
+MAX_SKIPPED_LOGGED = 20
 
 
 @dataclass(slots=True)
@@ -79,6 +81,8 @@ class DiscoveryBook:
         except (DiscoveryError, PayloadError, TemplateSyntaxError) as exc:
             changes.logs.append(Log("warning", "discovery.rejected", {"topic": topic, "reason": str(exc)[:300]}))
             return changes
+        for reason in discovery.skipped[:MAX_SKIPPED_LOGGED]:
+            changes.logs.append(Log("warning", "discovery.skipped", {"topic": topic, "reason": reason[:300]}))
         return self._apply(binding, discovery, changes)
 
     def _apply(self, binding: Binding, discovery: Discovery, changes: Changes) -> Changes:

@@ -44,6 +44,8 @@ class Discovery:
 
     source: str
     devices: tuple[DiscoveredDevice, ...] = ()
+    #: Parts of the message left out, each saying why (an entry without an id, a name no topic can hold).
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

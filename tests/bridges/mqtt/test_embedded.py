@@ -247,3 +247,17 @@ async def test_oversized_packet_closes_connection() -> None:
         assert await wait_until(device.disconnected.is_set), "oversized packet accepted"
         received = running.events.of_type(MqttMessageReceived)
         assert [len(m.payload) for m in received] == [512]
+
+
+async def test_topics_the_hub_starts_reading_get_their_retained_message_once() -> None:
+    """A discovered device's retained state may come before its description: it is handed over then."""
+    async with embedded_broker() as running, paho(running.port, "bridge", user="bob") as bridge:
+        await bridge.publish("zigbee2mqtt/bridge/state", b"online", retain=True)
+        await bridge.publish("zigbee2mqtt/lamp", b'{"state": "ON"}', retain=True)
+        await bridge.publish("zigbee2mqtt/lamp", b"", retain=True)  # cleared: nothing to hand over
+        await running.events.wait_for(MqttMessageReceived("zigbee2mqtt/lamp", b"", True, "bridge"))
+        before = len(running.events.events)
+        await running.adapter.subscribe(("zigbee2mqtt/bridge/state", "zigbee2mqtt/lamp", "zigbee2mqtt/none"))
+        assert running.events.events[before:] == [MqttMessageReceived("zigbee2mqtt/bridge/state", b"online", True)]
+        await running.adapter.subscribe(("zigbee2mqtt/bridge/state",))  # the device described again: not twice
+        assert running.events.events[before:] == [MqttMessageReceived("zigbee2mqtt/bridge/state", b"online", True)]
