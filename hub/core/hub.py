@@ -174,6 +174,13 @@ def _same(actual: Reading | None, wanted: Reading) -> bool:
     return str(actual).strip().lower() == str(wanted).strip().lower()
 
 
+def _shown(value: Reading) -> str:
+    """A value as an operator wrote it: ``21.5``, ``on`` for True, text as it is."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return format_number(value) if isinstance(value, float) else str(value)
+
+
 def _as_bool(value: Reading) -> bool | None:
     text = str(value).strip().lower()
     if text in ("true", "on", "1", "yes"):
@@ -1073,7 +1080,7 @@ class Hub:
                 if verb.param is not None and command.arg is not None:
                     arg = validate_value(verb.param, command.arg)
                     values["arg"] = self._to_device(verb.param, arg)
-                    pending.summary = f"{command.name} {format_number(arg) if isinstance(arg, float) else arg}"
+                    pending.summary = f"{command.name} {_shown(arg)}"
                 template = where.verb_payload if where else None
             else:
                 if isinstance(command, Switch):
@@ -1100,7 +1107,7 @@ class Hub:
                     value = validate_value(spec, command.raw_value)
                     pending.replace_key = spec.echo_key
                     unit = f" {spec.unit}" if spec.unit and not isinstance(value, str) else ""
-                    shown = format_number(value) if isinstance(value, float) else value
+                    shown = _shown(value)
                     pending.summary = f"set {spec.name} {shown}{unit}"
                 if pending.toggle_key is None:
                     pending.expect = {spec.echo_key: value}

@@ -197,6 +197,7 @@ class Router:
         A topic with slots left (``{id}``) is filled with the device id; one that
         is still not a valid topic name is skipped (the mapper validated it).
         """
+        known = set(self._exact)
         self.clear_device_topics(binding, device_id)
         routes: list[tuple[str, Route]] = []
 
@@ -218,7 +219,8 @@ class Router:
         for topic, route in routes:
             if topic not in self._exact:
                 self._exact[topic] = []
-                new.append(topic)
+                if topic not in known:
+                    new.append(topic)
             if route not in self._exact[topic]:
                 self._exact[topic].append(route)
         self._exact_of[(binding.name, device_id)] = [topic for topic, _ in routes]

@@ -312,3 +312,29 @@ def test_discovery_survives_a_restart_through_the_snapshot() -> None:
     # A withdrawal is a change to store too.
     hub.handle(inventory([]), T0 + 1)
     assert [(d.topic, d.payload) for d in hub.take_changes().discovery] == [("inv/a/inventory", b"[]")]
+
+
+def test_describing_a_device_again_asks_for_no_topic_twice() -> None:
+    hub = make_hub()
+    first = hub.handle(inventory([LAMP]), T0)
+    assert [i for i in first if isinstance(i, SubscribeMqtt)] == [SubscribeMqtt(("inv/lamp/availability", "inv/lamp"))]
+    again = hub.handle(inventory([{**LAMP, "name": "Hall lamp"}]), T0 + 1)
+    assert [i for i in again if isinstance(i, SubscribeMqtt)] == []
+    more = hub.handle(inventory([{**LAMP, "avail": ["inv/lamp/availability", "inv/lamp/extra"]}]), T0 + 2)
+    assert [i for i in more if isinstance(i, SubscribeMqtt)] == [SubscribeMqtt(("inv/lamp/extra",))]
+
+
+def test_a_boolean_property_is_summarised_as_on_or_off() -> None:
+    profile = Profile(
+        name="heaters",
+        telemetry=(TelemetrySpec(t("heaters/{id}")),),
+        commands=CommandSpec(t("heaters/{id}/set"), set_payload={"{property}": "{value}"}),
+        properties={"heater": PropertySpec("heater", PropertyKind.BOOLEAN)},
+    )
+    hub = Hub(HubSettings(domain=DOMAIN, bindings=(Binding("heaters", profile),), grants={OP: Grant(Role.OPERATOR)}))
+    hub.handle(XmppLinkUp(), T0)
+    hub.handle(MqttLinkUp(), T0)
+    hub.handle(MqttMessageReceived("heaters/h1", b'{"heater": false}'), T0)
+    out = hub.handle(ChatReceived(OP, "h1@hub.example", "set heater on"), T0 + 1)
+    assert PublishMqtt("heaters/h1/set", b'{"heater":true}', qos=1) in out
+    assert SendChat("h1@hub.example", OP, "→ sent: set heater on") in out
