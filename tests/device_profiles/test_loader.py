@@ -330,6 +330,4 @@ def test_a_default_may_span_levels_and_name_the_id(tmp_path: Path) -> None:
 
 def test_a_spanning_default_must_still_name_the_id(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.yaml", 'name: bad\ndefaults: {tele: "tele/all"}\navailability: {topic: "{tele}/LWT"}\n')
-    assert [(p.field, p.reason) for p in problems(path)] == [
-        ("availability.0.topic", "'{tele}/LWT' has no {id} slot")
-    ]
+    assert [(p.field, p.reason) for p in problems(path)] == [("availability.0.topic", "'{tele}/LWT' has no {id} slot")]

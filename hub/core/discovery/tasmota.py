@@ -181,4 +181,3 @@ def map_tasmota(given: DiscoveryInput) -> Discovery:
         model=model,
     )
     return Discovery(source, (device,))
-
