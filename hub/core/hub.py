@@ -627,6 +627,10 @@ class Hub:
             device.available, device.sleeping, device.session = heard.available, heard.sleeping, heard.session
             device.last_live, device.offline_since = heard.last_live, heard.offline_since
             device.update_readings(heard.readings)
+            if self.xmpp_up:  # withdraw the offer of the provisional contact from those who did not take it
+                offered = self.auth.notified_operators()
+                subscribed = self.subscribers.get(heard.jid, set())
+                out += [SendSubscription(heard.jid, op, "unsubscribe") for op in offered if op not in subscribed]
             out += self._remove_discovered(binding, heard.device_id, now, why=f"it is {device.jid}")
         return out
 

@@ -21,7 +21,7 @@ from hub.core.auth import Grant
 from hub.core.discovery import MAPPERS, Discovery, DiscoveryError, DiscoveryInput
 from hub.core.events import ChatReceived, MqttLinkUp, MqttMessageReceived, SubscriptionRequested, XmppLinkUp
 from hub.core.hub import Hub, HubSettings
-from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, Show
+from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, SendSubscription, Show
 from hub.core.mapping import Binding
 from hub.core.profile import Role
 
@@ -102,6 +102,22 @@ def test_heard_before_discovery_keeps_its_state_and_the_topic_contact_goes() -> 
     gone = [p for p in out if isinstance(p, SendPresence) and p.sender == f"kitchen_plug@{DOMAIN}"]
     assert gone[-1].show is Show.UNAVAILABLE and PLUG in gone[-1].status
     assert hub.devices[PLUG].available is True  # the retained LWT said Online before the config came
+
+
+def test_the_offer_of_the_provisional_contact_is_withdrawn() -> None:
+    binding = Binding("tasmota", PROFILE)
+    hub = Hub(
+        HubSettings(domain=DOMAIN, bindings=(binding,), grants={ADMIN: Grant(Role.ADMIN, notify_new_devices=True)})
+    )
+    hub.handle(XmppLinkUp(), T0)
+    hub.handle(MqttLinkUp(), T0)
+    out = feed(hub, "plug")
+    offers = [(i.sender, i.kind, i.nick) for i in out if isinstance(i, SendSubscription)]
+    assert offers == [
+        (f"kitchen_plug@{DOMAIN}", "subscribe", "kitchen_plug"),
+        (f"kitchen_plug@{DOMAIN}", "unsubscribe", ""),
+        (PLUG, "subscribe", "Kitchen plug"),
+    ]
 
 
 def test_on_off_toggle_go_to_the_relay_topic_and_are_confirmed_by_the_echo() -> None:
