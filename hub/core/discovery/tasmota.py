@@ -62,7 +62,7 @@ def full_topics(config: dict[str, object], mac: str) -> dict[str, str]:
         raise DiscoveryError("'tp' is not a list of the three prefixes (cmnd, stat, tele)")
     if "%prefix%" not in full:
         raise DiscoveryError(f"full topic 'ft' {full!r} has no %prefix%")
-    tokens = {"%topic%": topic, "%hostname%": _text(config, "hn"), "%id%": mac[-6:].upper()}
+    tokens = {"%topic%": topic, "%hostname%": _text(config, "hn"), "%id%": mac.upper()}
     out: dict[str, str] = {}
     for slot, prefix in zip(PREFIX_SLOTS, prefixes, strict=False):
         text = full.replace("%prefix%", _level(str(prefix), "prefix"))

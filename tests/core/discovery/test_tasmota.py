@@ -162,6 +162,14 @@ def test_two_relays_with_the_topic_first_full_topic_from_discovery() -> None:
     assert "temperature 71.2 °F" in chats(say(hub, DUAL, "temperature?"))[0]
 
 
+def test_full_topic_tokens_hostname_and_id_are_filled() -> None:
+    config = {**GOOD, "ft": "home/%hostname%/%id%/%prefix%/"}
+    (device,) = _mapped(CONFIG, json.dumps(config).encode()).devices
+    assert [a.topic.source for a in device.profile.availability] == ["home/kitchen-plug-4660/A0B1C2D3E4F5/tele/LWT"]
+    power = device.profile.properties["power"].command
+    assert power is not None and power.topic.source == "home/kitchen-plug-4660/A0B1C2D3E4F5/cmnd/POWER"
+
+
 def test_a_channel_the_profile_does_not_list_never_drives_the_first_relay() -> None:
     hub = make_hub()
     feed(hub, "dual")
