@@ -125,6 +125,27 @@ def test_toggle_is_switch_toggle_and_channels_are_switch_ids() -> None:
     assert rpc(say(hub, PRO, "reboot", T0 + 3, sender=ADMIN))[0][1]["method"] == "Shelly.Reboot"
 
 
+def test_a_sensor_reports_temperature_humidity_and_battery() -> None:
+    hub = make_hub()
+    ht = "shellyplusht-e86beae8ca14"
+    frame = {
+        "src": ht,
+        "dst": f"{ht}/events",
+        "method": "NotifyFullStatus",
+        "params": {
+            "ts": 3.1,
+            "devicepower:0": {"id": 0, "battery": {"V": 5.2, "percent": 87}, "external": {"present": False}},
+            "humidity:0": {"id": 0, "rh": 40.7},
+            "temperature:0": {"id": 0, "tC": 21.4, "tF": 70.5},
+        },
+    }
+    hub.handle(MqttMessageReceived(f"{ht}/events/rpc", json.dumps(frame).encode()), T0)
+    device = hub.devices[f"{ht}@{DOMAIN}"]
+    assert device.readings == {"temperature": 21.4, "humidity": 40.7, "battery": 87}
+    status = chats(say(hub, device.jid, "status"))[0].splitlines()[1:4]
+    assert status == ["  temperature 21.4 °C", "  humidity 41 %", "  battery 87 %"]
+
+
 def test_offline_by_its_last_will() -> None:
     hub = make_hub()
     feed(hub, "plus1pm")

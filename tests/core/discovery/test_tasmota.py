@@ -170,6 +170,18 @@ def test_full_topic_tokens_hostname_and_id_are_filled() -> None:
     assert power is not None and power.topic.source == "home/kitchen-plug-4660/A0B1C2D3E4F5/cmnd/POWER"
 
 
+def test_a_light_reports_its_dimmer_and_takes_set_brightness() -> None:
+    hub = make_hub()
+    feed(hub, "plug")
+    hub.handle(MqttMessageReceived("tele/kitchen_plug/STATE", b'{"POWER":"ON","Dimmer":40}'), T0 + 1)
+    assert hub.devices[PLUG].readings["brightness"] == 40
+    out = say(hub, PLUG, "set brightness 60", T0 + 2)
+    assert publishes(out) == [("cmnd/kitchen_plug/Dimmer", b"60")]
+    out = hub.handle(MqttMessageReceived("stat/kitchen_plug/RESULT", b'{"POWER":"ON","Dimmer":60}'), T0 + 2.5)
+    assert chats(out) == ["✓ set brightness 60 %: confirmed in 0.5 s"]
+    assert chats(say(hub, PLUG, "set brightness 120", T0 + 3)) == ["120 is out of range: brightness takes 0–100 %."]
+
+
 def test_a_channel_the_profile_does_not_list_never_drives_the_first_relay() -> None:
     hub = make_hub()
     feed(hub, "dual")
