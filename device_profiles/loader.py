@@ -30,7 +30,12 @@ BUILTIN_DIR = Path(__file__).parent
 
 def _command(model: CommandsModel) -> CommandSpec:
     return CommandSpec(
-        TopicTemplate.parse(model.topic), model.set_payload, model.verb_payload, model.qos, model.retain
+        TopicTemplate.parse(model.topic),
+        model.set_payload,
+        model.verb_payload,
+        model.qos,
+        model.retain,
+        model.toggle_payload,
     )
 
 

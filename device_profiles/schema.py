@@ -91,6 +91,9 @@ class CommandsModel(_Strict):
     verb_payload: Any = Field(default=None, description="Payload template for the profile's verbs.")
     qos: int = Field(default=1, ge=0, le=1)
     retain: bool = False
+    toggle_payload: Any = Field(
+        default=None, description="Payload template for 'toggle' when the device has its own toggle method."
+    )
 
     _check_topic = field_validator("topic")(_template)
 
@@ -211,6 +214,12 @@ class ProfileModel(_Strict):
             if source is None:
                 continue
             template = TopicTemplate.parse(source)
+            # A default may span levels and name the id (Tasmota's FullTopic: tele: "tele/{id}").
+            spanning = {k: v for k, v in self.defaults.items() if k in template.slots}
+            try:
+                template = template.substitute(spanning)
+            except TopicError as exc:
+                raise ValueError(f"{where}: {source!r} with the defaults: {exc}") from None
             if self.id_slot not in template.slots:
                 raise ValueError(f"{where}: {source!r} has no {{{self.id_slot}}} slot")
             unknown = set(template.slots) - slots - extra_slots
@@ -220,7 +229,11 @@ class ProfileModel(_Strict):
         for where, command in commands:
             if command is None:
                 continue
-            for key, extra in (("set_payload", {"property", "value"}), ("verb_payload", {"verb", "arg"})):
+            for key, extra in (
+                ("set_payload", {"property", "value"}),
+                ("toggle_payload", {"property", "value"}),
+                ("verb_payload", {"verb", "arg"}),
+            ):
                 unknown = placeholders(getattr(command, key)) - base - extra
                 if unknown:
                     raise ValueError(f"{where}.{key}: unknown placeholders {sorted(unknown)}")

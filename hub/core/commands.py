@@ -202,9 +202,10 @@ def switch_property(profile: Profile, channel: str | None) -> PropertySpec:
         name = profile.switch.channel_property.format(channel=channel)
     spec = profile.properties.get(name)
     if spec is None and channel is not None:
-        # Channels share the main switch's kind unless the profile lists them.
+        # Channels share the main switch's kind unless the profile lists them; not its device key or
+        # its own command, which name the main relay (``POWER``, ``"id": 0``) and would drive that one.
         base = profile.properties.get(profile.switch.property)
-        spec = replace(base, name=name, echo=None) if base else None
+        spec = replace(base, name=name, echo=None, key=None, command=None) if base else None
     if spec is None:
         raise CommandError("This device has no switch.")
     return spec

@@ -537,10 +537,14 @@ class Hub:
     # ------------------------------------------------------------------ MQTT traffic
 
     def _on_mqtt_message(self, event: MqttMessageReceived, now: float) -> list[Intent]:
+        out: list[Intent] = []
         rule = self.router.discovery_rule(event.topic)
         if rule is not None:
-            return self._on_discovery(rule, event, now)
-        out: list[Intent] = []
+            out += self._on_discovery(rule, event, now)
+            # A convention may describe a device on a topic that also carries its state (Shelly Gen2's
+            # ``<prefix>/online``): the devices that named the topic as theirs read it too.
+            if not self.router.has_device_topic(event.topic):
+                return out
         for route in self.router.routes(event.topic):
             if route.role is not TopicRole.COMMAND:
                 out += self._on_device_message(route, event, now)
@@ -633,10 +637,33 @@ class Hub:
         self._dirty.add(device.jid)
         if created:
             out.append(Log("info", "device.new", {"device": device_id, "jid": device.jid, "topic": topic}))
+            out += self._adopt_heard(binding, device, described, now)
             out += self._offer_new_device(device)
         else:
             out.append(Log("debug", "device.described", {"device": device_id, "topic": topic}))
         return out + self._refresh(device, now)
+
+    def _adopt_heard(self, binding: Binding, device: Device, described: DiscoveredDevice, now: float) -> list[Intent]:
+        """A device heard on the binding's topics under another of its ids (a Tasmota topic) before its
+        description came: the described device takes over what the hub knew, the other contact goes."""
+        out: list[Intent] = []
+        for alias in described.aliases:
+            try:
+                jid = self.router.jid_for(binding, alias)
+            except MappingError:
+                continue
+            heard = self.devices.get(jid)
+            if heard is None or heard is device or heard.binding.name != binding.name or heard.own_profile:
+                continue
+            device.available, device.sleeping, device.session = heard.available, heard.sleeping, heard.session
+            device.last_live, device.offline_since = heard.last_live, heard.offline_since
+            device.update_readings(heard.readings)
+            if self.xmpp_up:  # withdraw the offer of the provisional contact from those who did not take it
+                offered = self.auth.notified_operators()
+                subscribed = self.subscribers.get(heard.jid, set())
+                out += [SendSubscription(heard.jid, op, "unsubscribe") for op in offered if op not in subscribed]
+            out += self._remove_discovered(binding, heard.device_id, now, why=f"it is {device.jid}")
+        return out
 
     def _identity_owner(self, binding: Binding, described: DiscoveredDevice) -> Device | None:
         """Another contact for the same physical device (same id or alias), through another binding."""
@@ -1115,6 +1142,8 @@ class Hub:
                 values["property"] = topic_values["property"] = spec.device_key
                 values["value"] = self._to_device(spec, value)
                 template = where.set_payload if where else None
+                if isinstance(command, Switch) and command.action == "toggle" and where and where.toggle_payload:
+                    template = where.toggle_payload
             if where is None or template is None:
                 raise CommandError(f"{device.device_id} cannot be sent that command.")
             payload = render(template, values)

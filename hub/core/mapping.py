@@ -226,6 +226,10 @@ class Router:
         self._exact_of[(binding.name, device_id)] = [topic for topic, _ in routes]
         return new
 
+    def has_device_topic(self, topic: str) -> bool:
+        """Whether a discovered device named this topic as one of its own."""
+        return topic in self._exact
+
     def clear_device_topics(self, binding: Binding, device_id: str) -> None:
         for topic in self._exact_of.pop((binding.name, device_id), []):
             kept = [r for r in self._exact.get(topic, []) if (r.binding.name, r.device_id) != (binding.name, device_id)]

@@ -181,6 +181,9 @@ class CommandSpec:
     verb_payload: JsonValue = None
     qos: int = 1
     retain: bool = False
+    #: For ``toggle`` when the device has a method of its own (Shelly's ``Switch.Toggle``);
+    #: without it ``toggle`` sends ``set_payload`` with the switch's toggle word.
+    toggle_payload: JsonValue = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ from hub.core.commands import (
     switch_property,
     validate_value,
 )
-from hub.core.profile import Profile, PropertyKind, PropertySpec
+from hub.core.profile import CommandSpec, Profile, PropertyKind, PropertySpec
+from hub.core.topics import TopicTemplate
 
 # ---------------------------------------------------------------- device grammar
 
@@ -239,6 +240,15 @@ def test_switch_property_of_the_hub_profile(hub_profile: Profile) -> None:
     channel = switch_property(hub_profile, "2")
     assert channel == replace(hub_profile.properties["power"], name="power2", echo=None)
     assert channel.echo_key == "power2"
+
+
+def test_an_unlisted_channel_does_not_inherit_the_main_relays_device_key_or_command(hub_profile: Profile) -> None:
+    main = replace(
+        hub_profile.properties["power"], key="POWER", command=CommandSpec(TopicTemplate.parse("cmnd/{id}/POWER"), "{v}")
+    )
+    profile = replace(hub_profile, properties={**hub_profile.properties, "power": main})
+    channel = switch_property(profile, "3")
+    assert (channel.name, channel.key, channel.command, channel.kind) == ("power3", None, None, main.kind)
 
 
 @pytest.mark.parametrize(

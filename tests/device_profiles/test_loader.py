@@ -307,3 +307,27 @@ def test_later_directory_overrides(tmp_path: Path) -> None:
     assert profiles["hub"].description == "my own"
     assert profiles["hub"].availability == ()
     assert set(profiles) >= {"hub", "extra"}
+
+
+def test_a_default_may_span_levels_and_name_the_id(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "layout.yaml",
+        """
+        name: layout
+        defaults: {tele: "tele/{id}", cmnd: "cmnd/{id}"}
+        availability: {topic: "{tele}/LWT"}
+        properties:
+          power: {kind: boolean, command: {topic: "{cmnd}/POWER", set_payload: "{value}", toggle_payload: TOGGLE}}
+        """,
+    )
+    profile = load_profile(path)
+    power = profile.properties["power"].command
+    assert power is not None and power.toggle_payload == "TOGGLE"
+    router = Router([Binding("layout", profile, {"tele": "{id}/tele"})], "hub.example")
+    assert router.subscription_filters() == ("+/tele/LWT",)
+
+
+def test_a_spanning_default_must_still_name_the_id(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", 'name: bad\ndefaults: {tele: "tele/all"}\navailability: {topic: "{tele}/LWT"}\n')
+    assert [(p.field, p.reason) for p in problems(path)] == [("availability.0.topic", "'{tele}/LWT' has no {id} slot")]
