@@ -121,7 +121,10 @@ class Proc:
                     if line.startswith(prefix):
                         return time.monotonic()
             elif self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.popen.returncode}) before {prefix!r}: {buf[-2000:]}")
+                tail = self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""
+                raise RuntimeError(
+                    f"{self.name} exited ({self.popen.returncode}) before {prefix!r}: {buf[-2000:]}{tail}"
+                )
             time.sleep(0.005)
         raise RuntimeError(f"{self.name}: no {prefix!r} within {timeout} s: {buf[-2000:]}")
 
