@@ -186,29 +186,38 @@ def _topic_parts(message: DiscoveryInput) -> tuple[str, str, str]:
     raise DiscoveryError(f"topic {message.topic!r} is not <prefix>/<component>/[<node_id>/]<object_id>/config")
 
 
-def _expand(config: Mapping[str, object], table: Mapping[str, str] = ABBREVIATIONS) -> dict[str, object]:
-    """Abbreviated keys spelled out, nested ones too, and ``~`` put into topics."""
+def _expand(config: Mapping[str, object]) -> dict[str, object]:
+    """Abbreviated keys spelled out and ``~`` put into topics."""
+    return _with_base(_spell_out(config))
+
+
+def _spell_out(config: Mapping[str, object], table: Mapping[str, str] = ABBREVIATIONS) -> dict[str, object]:
+    """Abbreviated keys spelled out, those of ``device`` and ``availability`` entries too."""
     out: dict[str, object] = {}
     for key, value in config.items():
         name = table.get(key, key)
-        if name == "device" and isinstance(value, dict):
-            value = _expand(value, DEVICE_ABBREVIATIONS)
-        elif name == "availability" and isinstance(value, list):
-            value = [_expand(entry) for entry in value[: MAX_AVAILABILITY + 1] if isinstance(entry, dict)]
         if name != key and name in config:
             continue  # a spelled-out key wins over its abbreviation
+        if name == "device" and isinstance(value, dict):
+            value = _spell_out(value, DEVICE_ABBREVIATIONS)
+        elif name == "availability" and isinstance(value, list):
+            value = [_spell_out(entry) for entry in value[: MAX_AVAILABILITY + 1] if isinstance(entry, dict)]
         out[name] = value
-    base = out.get("~")
-    if isinstance(base, str) and table is ABBREVIATIONS:
-        for key, value in list(out.items()):
-            if key.endswith("_topic") and isinstance(value, str):
-                out[key] = _tilde(value, base)
-        availability = out.get("availability")
-        if isinstance(availability, list):
-            out["availability"] = [
-                {**entry, "topic": _tilde(entry["topic"], base)} if isinstance(entry.get("topic"), str) else entry
-                for entry in availability
-            ]
+    return out
+
+
+def _with_base(config: dict[str, object]) -> dict[str, object]:
+    """Topics that start or end with ``~`` get the config's base topic there."""
+    base = config.get("~")
+    if not isinstance(base, str):
+        return config
+    out = {key: _tilde(v, base) if key.endswith("_topic") and isinstance(v, str) else v for key, v in config.items()}
+    availability = out.get("availability")
+    if isinstance(availability, list):
+        out["availability"] = [
+            {**entry, "topic": _tilde(entry["topic"], base)} if isinstance(entry.get("topic"), str) else entry
+            for entry in availability
+        ]
     return out
 
 
@@ -348,31 +357,29 @@ def _without_device_prefix(key: str, device_ids: tuple[str, ...]) -> str:
 
 def _device_config(config: Mapping[str, object], object_id: str, profile: Profile) -> DiscoveredDevice | None:
     """A device-based config: shared options, ``device`` and ``components`` (each with its ``platform``)."""
-    top = _expand(config)
+    top = _spell_out(config)
     components = top.get("components")
     if not isinstance(components, dict):
         raise DiscoveryError("a device config needs 'components' (or 'cmps'), an object")
     if len(components) > MAX_COMPONENTS:
         raise DiscoveryError(f"{len(components)} components is over the limit of {MAX_COMPONENTS}")
-    shared = {k: v for k, v in config.items() if ABBREVIATIONS.get(k, k) not in ("components", "origin")}
+    shared = {k: v for k, v in top.items() if k not in ("components", "origin")}
     described: list[DiscoveredDevice] = []
     for key, component in components.items():
         if not isinstance(component, dict):
             continue
-        platform = _text(_expand(component), "platform")
-        if not platform or set(component) <= {"p", "platform"}:
+        own = _spell_out(component)
+        platform = _text(own, "platform")
+        if not platform or set(own) == {"platform"}:
             continue  # only a platform left: Home Assistant's way to remove one component
-        entity = _expand({**shared, **component})
+        entity = _with_base({**shared, **own})
         try:
             found = _describe_entity(platform, _slug(str(key)), entity, object_id, profile, by_unique_id=False)
         except DiscoveryError as exc:
             raise DiscoveryError(f"component {str(key)[:40]!r}: {exc}") from None
         if found is not None:
             described.append(found)
-    if not described:
-        return None
-    device = merge(described)
-    return replace(device, device_id=described[0].device_id)
+    return merge(described) if described else None
 
 
 # ------------------------------------------------------------------ availability

@@ -525,6 +525,21 @@ def test_configs_that_cannot_work_are_refused_with_the_key_that_is_wrong(
     assert reason in str(refused.value)
 
 
+def test_a_component_overrides_the_shared_options_of_its_device_config(ha_binding: Binding) -> None:
+    config = {
+        "dev": {"ids": "d1", "name": "Two"},
+        "~": "two",
+        "state_topic": "~/shared",
+        "cmps": {
+            "a": {"p": "sensor", "stat_t": "~/own"},
+            "b": {"p": "sensor", "~": "other", "unit_of_meas": "W"},
+        },
+    }
+    device = describe(ha_binding, "homeassistant/device/d1/config", config)
+    assert [(t.field, t.topic.source) for t in device.profile.telemetry] == [("a", "two/own"), ("b", "other/shared")]
+    assert (device.device_id, device.name) == ("d1", "Two")
+
+
 def test_a_bad_component_names_itself(ha_binding: Binding) -> None:
     config = {"dev": {"ids": "d1"}, "cmps": {"bad": {"p": "select", "cmd_t": "c"}}}
     with pytest.raises(DiscoveryError, match="component 'bad': options"):
