@@ -120,7 +120,8 @@ DEVICE_ABBREVIATIONS: Mapping[str, str] = {
 
 #: Words the chat grammar owns: a button cannot be a verb by these names.
 _RESERVED = frozenset({"help", "status", "set", "on", "off", "toggle"})
-_Z2M_ID = re.compile(r"zigbee2mqtt_(0x[0-9a-fA-F]{16})")
+#: zigbee2mqtt's identifiers for a device and for its bridge (named by the coordinator's address).
+_Z2M_ID = re.compile(r"zigbee2mqtt_(?:bridge_)?(0x[0-9a-f]{16})")
 _SLUG = re.compile(r"[^a-z0-9_-]+")
 _AVAILABILITY_PATH = re.compile(r"\{\{\s*value_json((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*|\s*\[\s*'[^'.]*'\s*\])+)\s*\}\}")
 _VALUE = re.compile(r"\{\{\s*value\s*\}\}")
@@ -305,7 +306,7 @@ def _identity(
     for raw in identifiers[:8] + connections[:8]:
         lowered = raw.strip().lower()
         zigbee = _Z2M_ID.fullmatch(lowered)
-        aliases.append(zigbee.group(1) if zigbee else lowered)  # zigbee2mqtt's own family knows the IEEE address
+        aliases.append(zigbee.group(1) if zigbee else lowered)  # the IEEE address, as zigbee2mqtt's own family
         if ":" in lowered:
             aliases.append(lowered.replace(":", ""))  # a MAC as other families write it
     unique_id = _text(config, "unique_id") if by_unique_id else ""

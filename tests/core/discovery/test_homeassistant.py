@@ -425,6 +425,16 @@ def test_zigbee2mqtt_identifiers_give_the_ieee_address_as_id_and_alias(ha_bindin
     assert [(d.device_id, d.aliases) for d in found.devices] == [("0x00124b0012345678", ("0x00124b0012345678",))]
 
 
+def test_the_zigbee2mqtt_bridge_is_named_by_its_coordinator_address(ha_binding: Binding) -> None:
+    config = {"stat_t": "zigbee2mqtt/bridge/state", "dev": {"ids": ["zigbee2mqtt_bridge_0x00124B00AAAAAAAA"]}}
+    device = describe(
+        ha_binding,
+        "homeassistant/binary_sensor/1221051039810110150109113116116_0x00124b00aaaaaaaa/connection_state/config",
+        config,
+    )
+    assert (device.device_id, device.aliases) == ("0x00124b00aaaaaaaa", ("0x00124b00aaaaaaaa",))
+
+
 def test_a_mac_connection_is_an_alias_as_other_families_write_it(ha_binding: Binding) -> None:
     message = messages("openmqttgateway_ble")[1]
     (device,) = map_homeassistant(DiscoveryInput(message.topic, message.payload, ha_binding, {})).devices
