@@ -19,6 +19,7 @@ import pytest
 
 from hub.config import AclConfig, HubConfig
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
+from tests.support.mosquitto_fixture import MosquittoFactory, mosquitto_factory  # noqa: F401
 from tests.support.operator import Operator, PresenceSeen
 from tests.support.xmpp_servers import XmppServer
 
@@ -31,10 +32,11 @@ COMMAND_TOPIC = "livingroom/switch/relay/command"
 class EsphomeNode:
     """The recorded node: publishes its discovery and states, and echoes relay commands as ESPHome does."""
 
-    def __init__(self, port: int, username: str) -> None:
+    def __init__(self, port: int, username: str | None) -> None:
         self.commands: list[bytes] = []
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="livingroom")
-        client.username_pw_set(username, DEVICE_PASSWORD)
+        if username is not None:
+            client.username_pw_set(username, DEVICE_PASSWORD)
         client.will_set("livingroom/status", b"offline", qos=1, retain=True)
         client.on_message = self._on_message
         client.connect("127.0.0.1", port, keepalive=30)
@@ -82,19 +84,27 @@ def status_has(text: str) -> Callable[[PresenceSeen], bool]:
     return lambda p: p.type == "available" and text in p.status
 
 
-@pytest.mark.parametrize("login", ["tester", "livingroom"])
+@pytest.mark.parametrize(("mode", "login"), [("embedded", "tester"), ("embedded", "livingroom"), ("external", None)])
 async def test_an_esphome_node_is_a_contact_with_readings_help_status_and_a_confirmed_switch(
-    xmpp_server: XmppServer, tmp_path: Path, login: str
+    xmpp_server: XmppServer,
+    tmp_path: Path,
+    mosquitto_factory: MosquittoFactory,  # noqa: F811
+    mode: str,
+    login: str | None,
 ) -> None:
-    """As 'tester' the ACL does not restrict the node; as 'livingroom' it keeps to the documented rules."""
+    """As 'tester' the ACL does not restrict the node; as 'livingroom' it keeps to the documented rules;
+    on an external mosquitto the hub subscribes to the topics the configs name."""
     admin = await xmpp_server.new_user_async("admin")
     runner = (AclRunner if login == "livingroom" else HubRunner)(
         xmpp_server,
         tmp_path / "hub",
+        mode=mode,
         operators={admin[0]: {"role": "admin", "notify_new_devices": True}},
         devices=(),
         extra={"bindings": [{"profile": "homeassistant"}]},
     )
+    if mode == "external":
+        runner.external_port = mosquitto_factory().port
     async with runner.running(), Operator(xmpp_server, *admin) as op:
         node = EsphomeNode(runner.broker_port, login)
         try:
