@@ -297,9 +297,10 @@ def _identity(
     device = device if isinstance(device, dict) else {}
     ids = device.get("identifiers")
     identifiers = [i for i in (ids if isinstance(ids, list) else [ids]) if isinstance(i, str) and i.strip()]
+    pairs = device.get("connections")
     connections = [
-        str(pair[1])
-        for pair in (device.get("connections") if isinstance(device.get("connections"), list) else [])  # type: ignore[union-attr]
+        pair[1]
+        for pair in (pairs if isinstance(pairs, list) else [])
         if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str) and pair[1].strip()
     ]
     aliases: list[str] = []
@@ -440,10 +441,10 @@ def _payload_template(template: str | None, key: str) -> JsonValue:
         raise DiscoveryError(f"{key}: text in braces such as '{{name}}' cannot be sent")
     if marked.strip() == _MARK:
         return "{value}"
-    for quoted in (json.dumps(_MARK), _MARK):
+    for candidate in (marked.replace(_MARK, json.dumps(_MARK)), marked):  # {{ value }} bare, or in a JSON string
         try:
-            parsed = json.loads(marked.replace(_MARK, quoted) if quoted != _MARK else marked)
-        except ValueError:
+            parsed = json.loads(candidate)
+        except (ValueError, RecursionError):
             continue
         if isinstance(parsed, dict | list):
             return _mark_to_placeholder(parsed)
