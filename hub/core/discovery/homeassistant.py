@@ -151,8 +151,8 @@ def map_homeassistant(message: DiscoveryInput) -> Discovery:
     component, node_id, object_id = _topic_parts(message)
     profile = message.binding.profile
     if component == "device":
-        found = _device_config(config, object_id, profile)
-        return Discovery(source, (found,) if found else ())
+        found, skipped = _device_config(config, object_id, profile)
+        return Discovery(source, (found,) if found else (), skipped)
     fallback = f"{node_id}_{object_id}" if node_id else object_id
     described = _describe_entity(component, _slug(object_id), _expand(config), fallback, profile)
     return Discovery(source, (described,) if described else ())
@@ -357,8 +357,13 @@ def _without_device_prefix(key: str, device_ids: tuple[str, ...]) -> str:
     return key
 
 
-def _device_config(config: Mapping[str, object], object_id: str, profile: Profile) -> DiscoveredDevice | None:
-    """A device-based config: shared options, ``device`` and ``components`` (each with its ``platform``)."""
+def _device_config(
+    config: Mapping[str, object], object_id: str, profile: Profile
+) -> tuple[DiscoveredDevice | None, tuple[str, ...]]:
+    """A device-based config: shared options, ``device`` and ``components`` (each with its ``platform``).
+
+    A component that cannot work is left out, saying why; when none can, the config is refused.
+    """
     top = _spell_out(config)
     components = top.get("components")
     if not isinstance(components, dict):
@@ -367,6 +372,7 @@ def _device_config(config: Mapping[str, object], object_id: str, profile: Profil
         raise DiscoveryError(f"{len(components)} components is over the limit of {MAX_COMPONENTS}")
     shared = {k: v for k, v in top.items() if k not in ("components", "origin")}
     described: list[DiscoveredDevice] = []
+    skipped: list[str] = []
     for key, component in components.items():
         if not isinstance(component, dict):
             continue
@@ -378,10 +384,13 @@ def _device_config(config: Mapping[str, object], object_id: str, profile: Profil
         try:
             found = _describe_entity(platform, _slug(str(key)), entity, object_id, profile, by_unique_id=False)
         except DiscoveryError as exc:
-            raise DiscoveryError(f"component {str(key)[:40]!r}: {exc}") from None
+            skipped.append(f"component {str(key)[:40]!r}: {exc}")
+            continue
         if found is not None:
             described.append(found)
-    return merge(described) if described else None
+    if skipped and not described:
+        raise DiscoveryError(skipped[0] + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""))
+    return (merge(described) if described else None), tuple(skipped)
 
 
 # ------------------------------------------------------------------ availability

@@ -418,6 +418,45 @@ def test_a_zigbee2mqtt_device_seen_through_both_conventions_is_listed_once_nativ
     assert "discovery.duplicate" in [log.event for log in of(Log, again)]
 
 
+def _as_my_plug(message: MqttMessageReceived) -> MqttMessageReceived:
+    """The recorded Home Assistant copy of a zigbee2mqtt plug, as the zigbee2mqtt fixture's 'my_plug'."""
+    text = message.payload.decode().replace("0x00124b0012345678", "0x00158d00018255df").replace("Hall plug", "my_plug")
+    return replace(
+        message, topic=message.topic.replace("0x00124b0012345678", "0x00158d00018255df"), payload=text.encode()
+    )
+
+
+@pytest.mark.parametrize("native_first", [True, False])
+def test_with_the_zigbee2mqtt_family_each_device_and_the_bridge_are_listed_once(
+    ha_binding: Binding, native_first: bool
+) -> None:
+    native = Binding("zigbee2mqtt", builtin_profiles()["zigbee2mqtt"])
+    hub = make_hub(ha_binding, native)
+    devices = (FIXTURES.parent / "zigbee2mqtt" / "bridge_devices.json").read_bytes()
+    bridge_config = {
+        "stat_t": "zigbee2mqtt/bridge/state",
+        "val_tpl": "{{ value_json.state }}",
+        "dev": {"ids": ["zigbee2mqtt_bridge_0x00124b00120144ae"], "name": "Zigbee2MQTT Bridge"},
+    }
+    ha = [
+        *(_as_my_plug(m) for m in messages("zigbee2mqtt_plug") if m.topic.endswith("/config")),
+        config_message(
+            "homeassistant/binary_sensor/1221051039810110150109113116116_0x00124b00120144ae/connection_state/config",
+            bridge_config,
+        ),
+    ]
+    listing = MqttMessageReceived("zigbee2mqtt/bridge/devices", devices, retain=True)
+    out = feed(hub, [listing, *ha] if native_first else [*ha, listing])
+    event = "discovery.duplicate" if native_first else "device.removed"
+    assert {log.fields["device"] for log in of(Log, out) if log.event == event} == {
+        "0x00158d00018255df",
+        "0x00124b00120144ae",
+    }
+    by_binding = {jid: d.binding.name for jid, d in hub.devices.items()}
+    assert set(by_binding.values()) == {"zigbee2mqtt"}, by_binding
+    assert f"0x00158d00018255df@{DOMAIN}" in hub.devices and f"0x00124b00120144ae@{DOMAIN}" not in hub.devices
+
+
 def test_zigbee2mqtt_identifiers_give_the_ieee_address_as_id_and_alias(ha_binding: Binding) -> None:
     message = messages("zigbee2mqtt_plug")[0]
     found = map_homeassistant(DiscoveryInput(message.topic, message.payload, ha_binding, {}))
@@ -550,8 +589,18 @@ def test_a_component_overrides_the_shared_options_of_its_device_config(ha_bindin
     assert (device.device_id, device.name) == ("d1", "Two")
 
 
-def test_a_bad_component_names_itself(ha_binding: Binding) -> None:
-    config = {"dev": {"ids": "d1"}, "cmps": {"bad": {"p": "select", "cmd_t": "c"}}}
+def test_a_bad_component_is_left_out_naming_itself(ha_binding: Binding) -> None:
+    components: dict[str, Any] = {"bad": {"p": "select", "cmd_t": "c"}, "good": {"p": "sensor", "stat_t": "d1/good"}}
+    config = {"dev": {"ids": "d1"}, "cmps": components}
+    message = DiscoveryInput("homeassistant/device/d1/config", json.dumps(config).encode(), ha_binding, {})
+    found = map_homeassistant(message)
+    assert [d.device_id for d in found.devices] == ["d1"]
+    assert list(found.devices[0].profile.readings) == ["good"]
+    assert found.skipped == ("component 'bad': options: a select needs a list of 1 to 64 options",)
+    hub = make_hub(ha_binding)
+    out = hub.handle(MqttMessageReceived(message.topic, message.payload, retain=True), T0)
+    assert [log.fields["reason"] for log in of(Log, out) if log.event == "discovery.skipped"] == list(found.skipped)
+    del components["good"]
     with pytest.raises(DiscoveryError, match="component 'bad': options"):
         describe(ha_binding, "homeassistant/device/d1/config", config)
     with pytest.raises(DiscoveryError, match="needs 'components'"):
