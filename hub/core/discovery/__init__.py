@@ -86,7 +86,7 @@ def merge(parts: Iterable[DiscoveredDevice]) -> DiscoveredDevice:
             profile,
             availability=profile.availability + tuple(a for a in other.availability if a not in profile.availability),
             telemetry=profile.telemetry + tuple(t for t in other.telemetry if t not in profile.telemetry),
-            readings={**other.readings, **profile.readings},
+            readings={**profile.readings, **{k: v for k, v in other.readings.items() if k not in profile.readings}},
             properties={**profile.properties, **other.properties},
             verbs={**profile.verbs, **other.verbs},
             switch=profile.switch or other.switch,
