@@ -9,7 +9,7 @@ import pytest
 
 from device_profiles.loader import BUILTIN_DIR, builtin_profiles, load_profile, load_profiles
 from device_profiles.schema import ProfileModel
-from hub.core.mapping import Binding, Router
+from hub.core.mapping import Binding, MappingError, Router
 from hub.core.profile import PropertyKind, Role
 from hub.validation import ConfigError, Problem
 
@@ -331,3 +331,18 @@ def test_a_default_may_span_levels_and_name_the_id(tmp_path: Path) -> None:
 def test_a_spanning_default_must_still_name_the_id(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.yaml", 'name: bad\ndefaults: {tele: "tele/all"}\navailability: {topic: "{tele}/LWT"}\n')
     assert [(p.field, p.reason) for p in problems(path)] == [("availability.0.topic", "'{tele}/LWT' has no {id} slot")]
+
+
+def test_every_shipped_family_can_be_bound_at_once() -> None:
+    """A site with all of them on one broker starts: no two families' topics can match one message.
+
+    generic-json's default base ``json`` would share ``json/online`` with Shelly Gen2's
+    ``<prefix>/online``; docs/families/shelly-gen2.md says to give it a deeper base, as here.
+    """
+    profiles = builtin_profiles()
+    slots = {"generic-json": {"base": "json/devices"}}
+    bindings = [Binding(name, profile, slots.get(name, {})) for name, profile in sorted(profiles.items())]
+    router = Router(bindings, "devices.example.org")
+    assert set(router.bindings) == set(profiles)
+    with pytest.raises(MappingError, match="can match the same topic"):
+        Router([Binding(n, p) for n, p in profiles.items() if n in ("generic-json", "shelly-gen2")], "d.example")
