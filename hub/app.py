@@ -150,6 +150,9 @@ class App:
                 secret=config.xmpp.secret.get_secret_value() if config.xmpp.secret else "",
                 host=config.xmpp.host,
                 port=config.xmpp.port,
+                ping_interval=config.xmpp.ping_interval,
+                ping_timeout=config.xmpp.ping_timeout,
+                ping_to=config.xmpp.ping_to,
             ),
             self.emit,
         )

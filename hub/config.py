@@ -40,6 +40,9 @@ class XmppConfig(_Strict):
     port: int = Field(default=5347, ge=1, le=65535)
     secret: SecretStr | None = None
     secret_file: Path | None = None
+    ping_interval: float = Field(default=60.0, ge=0, description="Seconds between liveness pings; 0: none.")
+    ping_timeout: float = Field(default=20.0, gt=0, description="No answer within this: the stream is stalled.")
+    ping_to: str | None = Field(default=None, description="Who is pinged (default: the domain's parent).")
 
     @field_validator("domain")
     @classmethod

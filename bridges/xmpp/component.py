@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slixmpp import ComponentXMPP
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -29,6 +31,7 @@ from hub.core.events import Event, XmppLinkDown, XmppLinkUp
 from hub.core.ports import EventSink, XmppIntent
 
 log = logging.getLogger(__name__)
+NS_PING = "urn:xmpp:ping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,19 @@ class ComponentOptions:
     max_pending_stanzas: int = 10000
     #: How long one attempt may take from TCP connect to accepted handshake.
     connect_timeout: float = 10.0
+    #: Seconds between liveness pings (XEP-0199) on an established stream; 0 turns them off.
+    ping_interval: float = 60.0
+    #: A ping with no answer (result or error) within this many seconds means the stream is stalled.
+    ping_timeout: float = 20.0
+    #: Who is pinged: the server. Default: the component domain's parent (``localhost`` for ``devices.localhost``).
+    ping_to: str | None = None
+
+    @property
+    def ping_target(self) -> str:
+        if self.ping_to:
+            return self.ping_to
+        _, dot, parent = self.domain.partition(".")
+        return parent if dot and parent else self.domain
 
     def __post_init__(self) -> None:
         if not 0 < self.reconnect_min_delay <= self.reconnect_max_delay:
@@ -181,7 +197,11 @@ class XmppComponent:
             self._up = True
             log.info("xmpp component: connected as %s", self._options.domain)
             self._emit(XmppLinkUp())
-            reason = await lost
+            watch = asyncio.create_task(self._watch(errors), name="xmpp-ping")
+            try:
+                reason = await lost
+            finally:
+                watch.cancel()
             self._up = False
             log.warning("xmpp component: stream lost: %s", "; ".join(errors) or reason)
             self._emit(XmppLinkDown())
@@ -189,6 +209,27 @@ class XmppComponent:
         finally:
             for name, handler in handlers.items():
                 xmpp.del_event_handler(name, handler)
+
+    async def _watch(self, errors: list[str]) -> None:
+        """Ping the server now and then; a ping that gets no answer at all means a stalled TCP stream
+        (a server that stopped reading, a dead route): abort it so :meth:`run` reconnects."""
+        options = self._options
+        if options.ping_interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(options.ping_interval)
+            iq = self._xmpp.Iq()
+            iq["type"], iq["to"], iq["from"] = "get", options.ping_target, options.domain
+            iq.xml.append(ET.Element(f"{{{NS_PING}}}ping"))
+            try:
+                await iq.send(timeout=options.ping_timeout)  # type: ignore[no-untyped-call]
+            except IqError:
+                pass  # an error answer still proves the stream works both ways
+            except IqTimeout:
+                errors.append(f"no answer to a ping within {options.ping_timeout:g} s")
+                log.warning("xmpp component: %s pinged, no answer: stream stalled, reconnecting", options.ping_target)
+                self._xmpp.abort()
+                return
 
     async def _abort(self) -> None:
         """Stop a failed attempt, including slixmpp's own rescheduled retry, and wait for the socket to go."""

@@ -179,6 +179,15 @@ class XmppServer(ABC):
     def stop(self) -> None:
         self._kill()
 
+    def pause(self) -> None:
+        """SIGSTOP the server's whole process group: its sockets stay open and nothing is read or sent."""
+        assert self._proc is not None
+        os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        os.killpg(self._proc.pid, signal.SIGCONT)
+
     def restart(self) -> None:
         """Stop and start again on the same ports and state: accounts and rosters survive."""
         self.stop()

@@ -26,7 +26,7 @@ from hub.core.events import (
     XmppLinkUp,
 )
 from hub.core.intents import AnswerCommand, AnswerDisco, DiscoIdentity, SendChat, SendPresence, SendSubscription, Show
-from tests.bridges.xmpp.conftest import Login, RunningComponent, StartComponent
+from tests.bridges.xmpp.conftest import Login, RunningComponent, StartComponent, options_for
 from tests.support.operator import Operator, PresenceSeen
 from tests.support.xmpp_servers import XmppServer
 
@@ -231,6 +231,29 @@ async def test_server_restart_link_down_then_up(
         "XmppLinkDown",
         "XmppLinkUp",
     ]
+
+
+async def test_a_stalled_server_is_noticed_by_its_silence_and_the_stream_reopened(
+    xmpp_server: XmppServer, start_component: StartComponent
+) -> None:
+    """A server that stops reading (SIGSTOP: the TCP connection stays open, nothing comes back) is
+    found out by an unanswered ping; the adapter drops the stream and connects again once it answers."""
+    hub = await start_component(ping_interval=0.5, ping_timeout=1.5)
+    await asyncio.sleep(1.5)  # pings are answered while the server runs: the link stays up
+    assert hub.component.connected and not hub.events.unread(XmppLinkDown)
+    xmpp_server.pause()
+    try:
+        await hub.events.expect(XmppLinkDown, timeout=10)
+        assert not hub.component.connected
+    finally:
+        xmpp_server.resume()
+    await hub.events.expect(XmppLinkUp, timeout=30)
+    assert hub.component.connected
+
+
+def test_the_ping_goes_to_the_server_by_default(xmpp_server: XmppServer) -> None:
+    assert options_for(xmpp_server).ping_target == xmpp_server.domain  # devices.localhost → localhost
+    assert options_for(xmpp_server, ping_to="example.org").ping_target == "example.org"
 
 
 async def test_drain_then_stop_closes_the_stream(
