@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from bench import soak_devices
 from bench.hub_proc import CHATS, DROPPED, LINK_UPS, MESSAGES, PRESENCES
 from bench.operator_proc import ALERTS_SEEN, PRESENCES_SEEN
 from bench.run import MODES, PY, Bench, versions
+from tests.support.ports import free_port
 
 ALERT_THRESHOLD = 30
 DRAIN_SECONDS = 15.0
@@ -79,6 +81,8 @@ def _soak(bench: Bench, args: argparse.Namespace, command: str) -> dict[str, Any
     config_path = bench.hub_config("hub", server, operator, external_port=None)
     config = yaml.safe_load(config_path.read_text())
     config["alerts"] = [{"name": "hot", "field": "temperature", "op": ">", "threshold": ALERT_THRESHOLD}]
+    metrics_port = free_port()
+    config["metrics"] = {"port": metrics_port}
     config_path.write_text(yaml.safe_dump(config))
     mqtt_port = config["mqtt"]["embedded"]["listeners"][0]["port"]
     hub, hub_counters = bench.start_hub("hub", config_path)
@@ -147,6 +151,7 @@ def _soak(bench: Bench, args: argparse.Namespace, command: str) -> dict[str, Any
         time.sleep(0.1)
     final = sample(started, samples[-1]["cpu_s"], started + samples[-1]["elapsed_min"] * 60)
     final["elapsed_min"] = samples[-1]["elapsed_min"]
+    metrics = scrape(metrics_port)
     rss = [s["rss_mib"] for s in samples]
     seconds = samples[-1]["elapsed_min"] * 60
     summary = {
@@ -170,7 +175,28 @@ def _soak(bench: Bench, args: argparse.Namespace, command: str) -> dict[str, Any
         "hub_link_ups": final["link_ups"],
         "hub_warnings": final["warnings"],
     }
-    return {"summary": summary, "samples": samples, "versions": info, "command": command}
+    return {"summary": summary, "samples": samples, "metrics": metrics, "versions": info, "command": command}
+
+
+#: What the summary quotes from the hub's own Prometheus endpoint.
+QUOTED_METRICS = (
+    "hub_mqtt_messages_total", "hub_events_dropped_total", "hub_payloads_rejected_total",
+    "hub_xmpp_buffer_dropped_total", "hub_presence_sent_total", "hub_presence_held_total", "hub_chats_sent_total",
+    "hub_devices", "hub_devices_online",
+)  # fmt: skip
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The hub's metrics, summed over labels: the soak also exercises the endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, value = line.split("{", 1)[0].split(" ", 1)[0], line.rsplit(" ", 1)[1]
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 def render_summary(result: dict[str, Any]) -> str:
@@ -188,6 +214,8 @@ def render_summary(result: dict[str, Any]) -> str:
         f"  events dropped (queue full): {s['events_dropped']}",
         f"  device reconnects: {s['device_reconnects']}; hub links up: {s['hub_link_ups']} (2 = no reconnect)",
         f"  hub warnings and errors logged: {s['hub_warnings']}",
+        "  metrics endpoint: "
+        + ", ".join(f"{name} {result['metrics'].get(name, float('nan')):g}" for name in QUOTED_METRICS),
         "  versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
         f"  command: {result['command']}",
     ]

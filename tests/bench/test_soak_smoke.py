@@ -38,5 +38,8 @@ def test_short_soak_reports_every_interval_and_loses_nothing(tmp_path: Path) -> 
     assert summary["device_reconnects"] == 0
     assert summary["hub_link_ups"] == 2, "one MQTT and one XMPP link, never lost"
     assert summary["operator_alerts"] == summary["chat_out"] > 0, "every alert raised or cleared reached the operator"
-    assert "summary:" in run.stdout
+    # The hub's own endpoint agrees with the bench's counters.
+    assert result["metrics"]["hub_mqtt_messages_total"] == summary["messages_handled"]
+    assert result["metrics"]["hub_events_dropped_total"] == 0
+    assert "summary:" in run.stdout and "metrics endpoint: hub_mqtt_messages_total" in run.stdout
     assert f"command: python -m bench.soak {' '.join(argv)}" in run.stdout
