@@ -140,6 +140,7 @@ class Fleet:
             for key, _ in self.sel.select(timeout=0.05):
                 if key.data is None:
                     if not os.read(sys.stdin.fileno(), 1024):
+                        self.publish_counters()
                         self.close()
                         return
                     continue
@@ -157,9 +158,12 @@ class Fleet:
                     if kind == mqttraw.CONNACK and body[1] != 0:
                         self.drop(peer, now)
                         break
-            self.counters.set(SENT, self.sent)
-            self.counters.set(RECONNECTS, self.reconnects)
-            self.counters.set(CONNECTED, self.connected)
+            self.publish_counters()
+
+    def publish_counters(self) -> None:
+        self.counters.set(SENT, self.sent)
+        self.counters.set(RECONNECTS, self.reconnects)
+        self.counters.set(CONNECTED, self.connected)
 
 
 def main(argv: list[str] | None = None) -> int:
