@@ -3,7 +3,8 @@
     python -m bench.hub_proc -c hub.yaml --counters F [--profile out.pstats]
 
 Counter slots: 0 device messages the core handled, 1 events dropped on a full
-queue, 2 presence stanzas sent, 3 chat messages sent. ``READY`` is printed on
+queue, 2 presence stanzas sent, 3 chat messages sent, 4 links (MQTT or XMPP) that
+came up, the first two included. ``READY`` is printed on
 stdout once the hub is ready (broker up and component stream established).
 """
 
@@ -21,21 +22,24 @@ from bench.counters import Counters
 from hub import logs
 from hub.app import App, install_uvloop, secrets_of
 from hub.config import load_config
-from hub.core.events import MqttMessageReceived
+from hub.core.events import MqttLinkUp, MqttMessageReceived, XmppLinkUp
 from hub.core.intents import SendChat, SendPresence
 
-MESSAGES, DROPPED, PRESENCES, CHATS = 0, 1, 2, 3
+MESSAGES, DROPPED, PRESENCES, CHATS, LINK_UPS = 0, 1, 2, 3, 4
 
 
 def instrument(app: App, counters: Counters) -> None:
     handle = app.core.handle
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
 
     def counted(event: Any, now: float) -> Any:
         intents = handle(event, now)
         if type(event) is MqttMessageReceived:
             totals[0] += 1
             counters.set(MESSAGES, totals[0])
+        elif type(event) in (MqttLinkUp, XmppLinkUp):
+            totals[3] += 1
+            counters.set(LINK_UPS, totals[3])
         for intent in intents:
             kind = type(intent)
             if kind is SendPresence:

@@ -5,7 +5,7 @@
         --domain devices.localhost --mqtt-port M --rate 200 --seconds 5 --commands 30
 
 ``watch`` subscribes to the given device JIDs and stays online (counting the
-presence stanzas it receives in slot 4) until stdin closes: the bridge then
+presence stanzas it receives in slot 4, alert chats raised or cleared in slot 5) until stdin closes: the bridge then
 has a real subscriber during the throughput runs. ``latency`` measures device
 publish → alert chat at the operator at a fixed publish rate, then the command
 round trip operator → device → confirmation, and prints one JSON line.
@@ -29,7 +29,7 @@ from bench import mqttraw
 from bench.counters import Counters
 from tests.support.operator import Operator
 
-PRESENCES_SEEN = 4
+PRESENCES_SEEN, ALERTS_SEEN = 4, 5
 
 
 def _operator(args: argparse.Namespace) -> Operator:
@@ -48,13 +48,20 @@ async def _subscribe(op: Operator, jids: list[str]) -> None:
 async def watch(args: argparse.Namespace) -> None:
     counters = Counters(args.counters)
     async with _operator(args) as op:
-        seen = [0]
+        seen = [0, 0]
 
         def on_presence(_: Any) -> None:
             seen[0] += 1
             counters.set(PRESENCES_SEEN, seen[0])
 
+        def on_message(msg: Any) -> None:
+            body = str(msg["body"])
+            if body.startswith("⚠") or "back to normal" in body:
+                seen[1] += 1
+                counters.set(ALERTS_SEEN, seen[1])
+
         op.xmpp.add_event_handler("presence", on_presence)
+        op.xmpp.add_event_handler("message", on_message)
         await _subscribe(op, [j for j in args.jids.split(",") if j])
         print("READY", flush=True)
         loop = asyncio.get_running_loop()

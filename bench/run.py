@@ -245,7 +245,12 @@ class Bench:
             "alerts": [{"name": "hot", "field": "temperature", "op": ">", "threshold": 30, "devices": ["lat-1"]}],
             "state_dir": str(self.workdir / name / "state"),
             "log": {"level": "warning"},
-            "limits": {"max_devices": 20000, "event_queue": 10000, "max_connections": 20000},
+            "limits": {
+                "max_devices": 20000,
+                "event_queue": 10000,
+                "max_connections": 20000,
+                "operator_commands_per_minute": None,  # the latency run sends its commands back to back
+            },
         }
         if external_port is None:
             data["mqtt"] = {

@@ -45,6 +45,7 @@ from hub.core.mapping import Binding, MappingError, Router
 from hub.core.ports import MqttPort
 from hub.core.profile import Profile, Role
 from hub.core.snapshot import CommandRecord, DeviceRecord, DiscoveryRecord, OutboxRecord
+from hub.metrics import Metrics
 from hub.store import Store
 from hub.validation import ConfigError, Problem
 
@@ -117,6 +118,7 @@ def build_settings(config: HubConfig, profiles: Mapping[str, Profile], config_fi
         max_devices=config.limits.max_devices,
         presence_min_interval=config.limits.presence_min_interval,
         presence_budget=config.limits.presence_budget,
+        operator_commands_per_minute=config.limits.operator_commands_per_minute or 0,
         accept_unknown_devices=config.accept_unknown_devices,
         session_tag=secrets.token_hex(3),
         format_time=_local_clock,
@@ -135,6 +137,7 @@ class App:
         self.settings = build_settings(config, profiles if profiles is not None else load_all_profiles(config))
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=config.limits.event_queue)
         self.dropped_events = 0
+        self.metrics = Metrics()
         self.store = Store(Path(config.state_dir) / "hub.sqlite3")
         self.core = Hub(self.settings, self.store.subscriptions())
         self._unsaved_devices: dict[str, DeviceRecord] = {}
@@ -267,6 +270,7 @@ class App:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped_events += 1
+            self.metrics.events_dropped.inc()
             if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
                 logs.log(
                     logger, "warning", "queue.full", {"dropped": self.dropped_events, "event": type(event).__name__}
@@ -280,6 +284,7 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        self._serve_metrics()
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -299,7 +304,20 @@ class App:
                     loop.remove_signal_handler(sig)
             self._save(force=True)
             self.store.close()
+            self.metrics.close()
             logs.log(logger, "info", "hub.stopped")
+
+    def _serve_metrics(self) -> None:
+        """The Prometheus endpoint, when ``metrics.port`` is set; a port that cannot be bound stops the start."""
+        host, port = self.config.metrics.host, self.config.metrics.port
+        if port is None:
+            return
+        try:
+            self.metrics.serve(host, port)
+        except OSError as exc:
+            logs.log(logger, "error", "metrics.failed", {"host": host, "port": port, "error": exc.strerror})
+            raise
+        logs.log(logger, "info", "metrics.listening", {"url": f"http://{host}:{port}/metrics"})
 
     async def _say_goodbye(self) -> None:
         """Every device goes unavailable for every subscriber before the stream closes."""
@@ -321,6 +339,9 @@ class App:
             except Exception:  # a core bug must not take every other device down with it
                 logger.exception("core.failed", extra={"fields": {"event": type(event).__name__}})
                 continue
+            self.metrics.event(event)
+            if type(event) is Tick:
+                self.metrics.refresh(self.core, self.queue.qsize())
             self._save()  # before anything is said or sent: what the operator is told is on disk
             for intent in intents:
                 await self._do(intent)
@@ -335,6 +356,7 @@ class App:
                 )
 
     async def _do(self, intent: Intent) -> None:
+        self.metrics.intent(intent)
         try:
             match intent:
                 case PublishMqtt():

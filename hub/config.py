@@ -241,6 +241,14 @@ class LimitsConfig(_Strict):
         default=1.0, ge=0, le=3600, description="Seconds between two presences of one device; the latest wins."
     )
     presence_budget: float = Field(default=1000.0, ge=0, description="Presence stanzas per second in all; 0: no limit.")
+    operator_commands_per_minute: int | None = Field(
+        default=30, ge=1, description="Commands one operator may give per minute (a minute's burst); null: no limit."
+    )
+
+
+class MetricsConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="Where the Prometheus endpoint listens; loopback by default.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="null: no endpoint.")
 
 
 class HubConfig(BaseSettings):
@@ -259,6 +267,7 @@ class HubConfig(BaseSettings):
     state_dir: Path = Path("state")
     log: LogConfig = LogConfig()
     limits: LimitsConfig = LimitsConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @classmethod
     def settings_customise_sources(

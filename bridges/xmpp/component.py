@@ -6,6 +6,15 @@ intents into stanzas, and decides nothing: in particular slixmpp's own roster
 logic, which answers probes and subscription requests by itself (and says
 ``unsubscribed`` to every subscriber it has forgotten after a restart), is
 switched off so that only the core answers.
+
+A component stream has no acknowledgements (no XEP-0198), so a chat message
+written just before the server stops can vanish unseen. After sending chat
+to someone the component sends an IQ ping to the same bare JID: the server
+handles a stream's stanzas in order, so its answer (a result or an error,
+either will do) proves the messages before it were handled. Messages still
+unconfirmed when the stream is lost are handed back to the core as
+``ChatUndelivered``, which holds them for the reconnect: a message in flight
+is delivered late, at worst twice, but not lost.
 """
 
 from __future__ import annotations
@@ -18,20 +27,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slixmpp import ComponentXMPP
+from slixmpp import ComponentXMPP, Iq
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.xmlstream import ET
+from slixmpp.plugins.xep_0199.stanza import Ping
+from slixmpp.xmlstream import register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from bridges.xmpp.iq import request_from_iq
 from bridges.xmpp.translate import build_stanza, event_from_message, event_from_presence
 from hub.core.adhoc import NS_COMMANDS, NS_DISCO_INFO, NS_DISCO_ITEMS
-from hub.core.events import Event, XmppLinkDown, XmppLinkUp
+from hub.core.events import ChatUndelivered, Event, XmppLinkDown, XmppLinkUp
+from hub.core.intents import SendChat
+from hub.core.jid import bare
 from hub.core.ports import EventSink, XmppIntent
 
 log = logging.getLogger(__name__)
-NS_PING = "urn:xmpp:ping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +72,16 @@ class ComponentOptions:
             return self.ping_to
         _, dot, parent = self.domain.partition(".")
         return parent if dot and parent else self.domain
+    #: Chat messages kept until the server confirms it handled them; past this the oldest are let go.
+    max_unconfirmed_chats: int = 1000
+    #: How long to wait for the answer to a delivery check before asking again.
+    confirm_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 < self.reconnect_min_delay <= self.reconnect_max_delay:
             raise ValueError("need 0 < reconnect_min_delay <= reconnect_max_delay")
-        if self.max_pending_stanzas < 1:
-            raise ValueError("max_pending_stanzas must be at least 1")
+        if self.max_pending_stanzas < 1 or self.max_unconfirmed_chats < 1:
+            raise ValueError("max_pending_stanzas and max_unconfirmed_chats must be at least 1")
 
 
 def backoff_delay(attempt: int, options: ComponentOptions, rng: random.Random) -> float:
@@ -110,6 +125,7 @@ class _Stream(ComponentXMPP):
         for ns, child in ((NS_DISCO_INFO, "query"), (NS_DISCO_ITEMS, "query"), (NS_COMMANDS, "command")):
             path = f"{{{self.default_ns}}}iq/{{{ns}}}{child}"
             self.register_handler(Callback(f"Hub {ns}", MatchXPath(path), on_request))
+        register_stanza_plugin(Iq, Ping)
 
 
 class XmppComponent:
@@ -122,6 +138,14 @@ class XmppComponent:
         self._rng = random.Random()
         #: Stanzas not sent because the stream was down or the queue was full.
         self.dropped = 0
+        #: Chat messages written and not yet confirmed by the server, per recipient (bare JID), oldest first;
+        #: recipients with a delivery check in flight; the stream they belong to.
+        self._unconfirmed: dict[str, list[SendChat]] = {}
+        self._checking: set[str] = set()
+        self._stream_id = 0
+        #: Chat messages handed back to the core after a lost stream, and those let go unconfirmed (bound).
+        self.handed_back = 0
+        self.unconfirmed_dropped = 0
         self._xmpp = _Stream(options, self._on_presence, self._on_request)
         self._xmpp.add_event_handler("message", self._on_message)
 
@@ -205,6 +229,7 @@ class XmppComponent:
             self._up = False
             log.warning("xmpp component: stream lost: %s", "; ".join(errors) or reason)
             self._emit(XmppLinkDown())
+            self._hand_back()
             return True
         finally:
             for name, handler in handlers.items():
@@ -220,7 +245,7 @@ class XmppComponent:
             await asyncio.sleep(options.ping_interval)
             iq = self._xmpp.Iq()
             iq["type"], iq["to"], iq["from"] = "get", options.ping_target, options.domain
-            iq.xml.append(ET.Element(f"{{{NS_PING}}}ping"))
+            iq.enable("ping")
             try:
                 await iq.send(timeout=options.ping_timeout)  # type: ignore[no-untyped-call]
             except IqError:
@@ -245,6 +270,7 @@ class XmppComponent:
         """Close the stream politely (queued stanzas are written first), bounded in time."""
         xmpp = self._xmpp
         was_up, self._up = self._up, False
+        self._forget_unconfirmed()
         xmpp.cancel_connection_attempt()
         if xmpp.transport is not None:
             try:
@@ -277,6 +303,64 @@ class XmppComponent:
                 self._drop(intent, "send queue full")
                 return
         stanza.send()
+        if isinstance(intent, SendChat):
+            self._track(intent)
+
+    # -- delivery checks --------------------------------------------------------------------------
+
+    def _track(self, chat: SendChat) -> None:
+        to = bare(chat.to)
+        waiting = self._unconfirmed.setdefault(to, [])
+        waiting.append(chat)
+        if len(waiting) > self._options.max_unconfirmed_chats:
+            del waiting[0]
+            self.unconfirmed_dropped += 1
+        if to not in self._checking:
+            self._check(to)
+
+    def _check(self, to: str) -> None:
+        """Ask ``to``'s server for an answer; when it comes, what was sent before it was handled."""
+        count, stream = len(self._unconfirmed.get(to, ())), self._stream_id
+        iq = self._xmpp.Iq()
+        iq["type"], iq["to"], iq["from"] = "get", to, self._options.domain
+        iq.enable("ping")
+        self._checking.add(to)
+
+        def answered(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or stream != self._stream_id:
+                return
+            timed_out = isinstance(future.exception(), IqTimeout)  # a result or an error: it was handled
+            self._checking.discard(to)
+            waiting = self._unconfirmed.get(to, [])
+            if not timed_out:
+                del waiting[:count]
+            if not waiting:
+                self._unconfirmed.pop(to, None)
+            elif self._up:
+                self._check(to)
+
+        iq.send(timeout=self._options.confirm_timeout).add_done_callback(answered)  # type: ignore[no-untyped-call]
+
+    @property
+    def unconfirmed(self) -> int:
+        """Chat messages written that the server has not yet confirmed it handled."""
+        return sum(len(waiting) for waiting in self._unconfirmed.values())
+
+    def _hand_back(self) -> None:
+        """The stream is gone: what it did not confirm goes back to the core, oldest first, to be held."""
+        chats = [chat for waiting in self._unconfirmed.values() for chat in waiting]
+        self._forget_unconfirmed()
+        for chat in chats:
+            self._emit(ChatUndelivered(chat.sender, chat.to, chat.body))
+        self.handed_back += len(chats)
+        if chats:
+            log.info("xmpp component: %d chat messages unconfirmed by the lost stream, held for the reconnect",
+                     len(chats))  # fmt: skip
+
+    def _forget_unconfirmed(self) -> None:
+        self._unconfirmed.clear()
+        self._checking.clear()
+        self._stream_id += 1
 
     async def drain(self, timeout: float) -> None:
         """Wait until queued stanzas are handed to the socket and its buffer is flushed, at most ``timeout``."""

@@ -8,6 +8,7 @@ be driven in memory by tests and by the app's single consumer task alike.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -69,7 +70,7 @@ from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
 from hub.core.payloads import TemplateError, render
 from hub.core.presence import derive, format_reading
 from hub.core.profile import AvailabilityMode, Profile, PropertySpec, Role
-from hub.core.ratelimit import RefusalLimiter
+from hub.core.ratelimit import CommandLimiter, RefusalLimiter
 from hub.core.snapshot import AlertRecord, Changes, CommandRecord, DeviceRecord, DiscoveryRecord, OutboxRecord
 from hub.core.topics import TopicError
 
@@ -101,6 +102,8 @@ class HubSettings:
     presence_min_interval: float = 0.0
     #: Presence stanzas per second for the whole hub (0: unlimited); past it, changes wait for a tick.
     presence_budget: float = 0.0
+    #: Commands (those that publish or queue) per operator per minute; past it they are refused (0: no limit).
+    operator_commands_per_minute: int = 0
     #: Makes correlation ids unique across restarts (the app draws it at random).
     session_tag: str = "h"
     format_time: Callable[[float], str] = _utc_clock
@@ -205,12 +208,16 @@ class Hub:
         self.pending: dict[str, PendingCommand] = {}
         #: Refusals to people not on the operator list, rate-limited per sender (bounded memory).
         self.refusals = RefusalLimiter()
+        per_minute = settings.operator_commands_per_minute
+        self.command_limiter = CommandLimiter(per_minute) if per_minute > 0 else None
         #: Commands waiting for their offline device, by device JID, oldest first.
         self.queued: dict[str, list[PendingCommand]] = {}
         self._next_cid = 0
         #: Chat messages held while the XMPP stream is down, and how many did not fit.
         self.held: list[SendChat] = []
         self.held_dropped = 0
+        #: Chat messages that did not fit in the buffer, since start: a metric.
+        self.held_dropped_total = 0
         self._held_version = self._saved_held_version = 0
         #: Devices changed since the last :meth:`take_changes`, and the commands it last saw.
         self._dirty: set[str] = set()
@@ -218,6 +225,9 @@ class Hub:
         self._presence_sent_at: dict[str, float] = {}
         self._presence_tokens = settings.presence_budget
         self._presence_filled_at: float | None = None
+        #: Presence held back by coalescing, per device JID (the latest wins), and how many since start.
+        self.presence_held: dict[str, tuple[Show, str]] = {}
+        self.presence_held_total = 0
         self._saved_cids: frozenset[str] = frozenset()
         self.xmpp_up = False
         self.mqtt_up: bool | None = None  # None: not connected yet since start
@@ -303,6 +313,7 @@ class Hub:
                 self._held_version += 1
             else:
                 self.held_dropped += 1
+                self.held_dropped_total += 1
                 self._held_version += 1
                 if self.held_dropped == 1:
                     out.append(Log("warning", "xmpp.buffer_full", {"kept": len(self.held)}))
@@ -889,10 +900,15 @@ class Hub:
             return []
         current = self._presence(device, now)
         if current == device.announced:
+            self.presence_held.pop(device.jid, None)  # changed back before the held one went out
             return []
         subscribers = self._authorized_subscribers(device.jid, device.group)
         if subscribers and not self._may_send_presence(device.jid, len(subscribers), now):
+            if self.presence_held.get(device.jid) != current:
+                self.presence_held[device.jid] = current
+                self.presence_held_total += 1
             return []  # held: a later refresh (at the latest the next tick) sends the then-current presence
+        self.presence_held.pop(device.jid, None)
         device.announced = current
         show, status = current
         return [SendPresence(device.jid, op, show, status) for op in subscribers]
@@ -1156,6 +1172,17 @@ class Hub:
                 Log("error", "profile.bad_template", {"profile": profile.name, "reason": str(exc)}),
             ]
         pending.topic, pending.payload = topic, payload
+        wait = self.command_limiter.allow(operator, now) if self.command_limiter is not None else None
+        if wait is not None:
+            limit = self.settings.operator_commands_per_minute
+            return [
+                self._reply(
+                    event,
+                    f"Too many commands: at most {limit} a minute per operator. "
+                    f"Nothing was sent; the next one may go in {max(1, math.ceil(wait - 1e-6))} s.",
+                ),
+                Log("warning", "command.rate_limited", {"jid": operator, "device": device.device_id}),
+            ]
         if not device.online:
             return self._queue(event, device, pending, now)
         self.pending[cid] = pending

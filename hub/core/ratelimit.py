@@ -82,3 +82,53 @@ class RefusalLimiter:
             else intent
             for intent in refusal
         ]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    filled_at: float
+
+
+class CommandLimiter:
+    """At most ``per_minute`` commands per operator: a token bucket each, holding a minute's worth.
+
+    An operator (or a script with an operator's account) typing ``on`` in a loop
+    would otherwise publish to the device as fast as the XMPP server relays it.
+    A burst up to ``per_minute`` goes through at once; after that one command
+    per ``60 / per_minute`` seconds. At most ``max_operators`` buckets are kept
+    (the least recently used are forgotten first, which only makes them full again).
+    """
+
+    def __init__(self, per_minute: int, max_operators: int = 1024) -> None:
+        if per_minute < 1 or max_operators < 1:
+            raise ValueError("per_minute and max_operators must be positive")
+        self.per_minute = per_minute
+        self.max_operators = max_operators
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        #: Commands refused since start: a metric.
+        self.limited_total = 0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _bucket(self, operator: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(operator)
+        if bucket is None:
+            bucket = self._buckets[operator] = _Bucket(float(self.per_minute), now)
+            while len(self._buckets) > self.max_operators:
+                self._buckets.popitem(last=False)
+        elif now > bucket.filled_at:
+            bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.filled_at) * self.per_minute / 60)
+            bucket.filled_at = now
+        self._buckets.move_to_end(operator)
+        return bucket
+
+    def allow(self, operator: str, now: float) -> float | None:
+        """``None`` when the command may go; else the seconds until the next one may."""
+        bucket = self._bucket(operator, now)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return None
+        self.limited_total += 1
+        return (1.0 - bucket.tokens) * 60 / self.per_minute

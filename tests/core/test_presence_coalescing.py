@@ -61,9 +61,11 @@ def test_changes_within_the_interval_are_held_and_the_latest_wins(hub_binding: B
     for k in range(1, 50):  # a chatty device: 49 more readings within a second
         assert reading(hub, 0, 20.0 + k / 10, T0 + k * 0.02) == []
     assert presences(hub.handle(Tick(), T0 + 1.5)) == []  # still inside the interval
+    assert hub.presence_held_total == 49 and set(hub.presence_held) == {f"d0@{DOMAIN}"}  # counted for the metric
     released = presences(hub.handle(Tick(), T0 + 2.0))
     assert {p.to for p in released} == set(OPS)
     assert all("24.9 °C" in p.status for p in released)  # the latest value, not the first held one
+    assert hub.presence_held == {}
     assert presences(hub.handle(Tick(), T0 + 3.0)) == []  # nothing new: nothing sent
 
 
@@ -78,6 +80,7 @@ def test_a_change_that_is_undone_within_the_interval_sends_nothing(hub_binding: 
     reading(hub, 0, 20.0, T0)
     assert reading(hub, 0, 25.0, T0 + 0.5) == []
     assert reading(hub, 0, 20.0, T0 + 1.0) == []
+    assert hub.presence_held == {}  # nothing left to send
     assert presences(hub.handle(Tick(), T0 + 2.5)) == []  # what operators last saw is current again
 
 

@@ -100,6 +100,7 @@ def test_what_does_not_fit_is_counted_logged_and_reported_to_admins(hub_binding:
     assert dropped == [Log("warning", "xmpp.buffer_dropped", {"dropped": 5})]
     hub.handle(XmppLinkDown(), T0 + 70)
     assert of(SendChat, hub.handle(XmppLinkUp(), T0 + 80)) == []  # counted and reported once
+    assert hub.held_dropped_total == 5  # the metric keeps counting across outages
 
 
 def test_alert_reminders_are_not_buffered(hub_binding: Binding) -> None:

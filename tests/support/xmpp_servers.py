@@ -193,6 +193,10 @@ class XmppServer(ABC):
         self.stop()
         self.start()
 
+    def serving_pid(self) -> int | None:
+        """The process holding the server's sockets: to pause it (SIGSTOP) or kill it outright."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     @abstractmethod
     def add_user(self, name: str, password: str) -> str:
         """Register ``name@domain``; returns the bare JID."""
@@ -439,6 +443,9 @@ class EjabberdServer(XmppServer):
             f.seek(self._log_offset)
             started = b"is started in the node" in f.read()
         return started and super()._is_ready()
+
+    def serving_pid(self) -> int | None:
+        return self._beam_pid()
 
     def _beam_pid(self) -> int | None:
         """The Erlang VM's PID from ejabberd's pid file, if it still names a VM of this state dir."""

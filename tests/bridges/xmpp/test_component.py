@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
@@ -18,6 +20,7 @@ from hub.core.adhoc import NS_COMMANDS, NS_DISCO_INFO
 from hub.core.events import (
     AdHocRequested,
     ChatReceived,
+    ChatUndelivered,
     DiscoRequested,
     PresenceProbed,
     SubscriptionCancelled,
@@ -254,6 +257,45 @@ async def test_a_stalled_server_is_noticed_by_its_silence_and_the_stream_reopene
 def test_the_ping_goes_to_the_server_by_default(xmpp_server: XmppServer) -> None:
     assert options_for(xmpp_server).ping_target == xmpp_server.domain  # devices.localhost → localhost
     assert options_for(xmpp_server, ping_to="example.org").ping_target == "example.org"
+async def test_chat_the_server_never_confirmed_is_handed_back_when_the_stream_is_lost(
+    xmpp_server: XmppServer, start_component: StartComponent, login: Login
+) -> None:
+    """Messages written to a server that then dies without handling them come back as ChatUndelivered,
+    in order, so the core holds them for the reconnect; messages it confirmed do not."""
+    hub = await start_component()
+    alice = await login()
+    kitchen = device(xmpp_server)
+    await subscribed(hub, alice, kitchen)
+    await hub.component.send(SendChat(kitchen, alice.bare, "handled"))
+    await alice.next_message(kitchen, body="handled")
+    await wait_until(lambda: hub.component.unconfirmed == 0, "the server to confirm")
+    pid = xmpp_server.serving_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # the server stops reading: what is written now is never handled
+    try:
+        for i in range(3):
+            await hub.component.send(SendChat(kitchen, alice.bare, f"in flight {i}"))
+        await asyncio.sleep(0.5)
+        assert hub.component.unconfirmed == 3
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    await hub.events.expect(XmppLinkDown, timeout=20)
+    handed_back = [await hub.events.expect(ChatUndelivered) for _ in range(3)]
+    assert [(e.sender, e.to, e.body) for e in handed_back] == [
+        (kitchen, alice.bare, f"in flight {i}") for i in range(3)
+    ]
+    assert not hub.events.unread(ChatUndelivered) and hub.component.unconfirmed == 0
+    await xmpp_server.stop_async()  # reaps what was killed; the next test gets a fresh start
+    await xmpp_server.start_async()
+
+
+async def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 async def test_drain_then_stop_closes_the_stream(
