@@ -6,7 +6,6 @@ publishes the new state on shellies/<id>/relay/<n>, which confirms.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,30 +13,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
+from tests.support.hub_runner import HubRunner
 from tests.support.operator import Operator
+from tests.support.recorded import device_client, load_traffic, replay
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
 
-TRAFFIC: dict[str, list[dict[str, Any]]] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "shelly_gen1" / "traffic.json").read_text(encoding="utf-8")
-)
+TRAFFIC = load_traffic("shelly_gen1")
 DEVICE = "shelly1pm-84CCA8ABCDEF"
-
-
-def device_client(runner: HubRunner) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=DEVICE)
-    client.username_pw_set("tester", DEVICE_PASSWORD)  # unrestricted: shellies/announce is outside shellies/<id>/
-    client.connect("127.0.0.1", runner.broker_port, keepalive=30)
-    client.loop_start()
-    return client
-
-
-def replay(client: mqtt.Client, scenario: str) -> None:
-    """Publish in order (one connection keeps it); never wait here: the hub runs on this event loop."""
-    for message in TRAFFIC[scenario]:
-        client.publish(message["topic"], message["payload"], qos=1, retain=message["retain"])
 
 
 async def test_relay_reads_and_switches(prosody: XmppServer, tmp_path: Path) -> None:
@@ -50,7 +34,7 @@ async def test_relay_reads_and_switches(prosody: XmppServer, tmp_path: Path) -> 
         extra={"bindings": [{"profile": "shelly-gen1"}], "devices": {DEVICE: {"name": "Boiler"}}},
     )
     async with runner.running(), Operator(prosody, *admin) as op:
-        shelly = device_client(runner)
+        shelly = device_client(runner, DEVICE)
         commands: list[tuple[str, bytes]] = []
         lock = threading.Lock()
 
@@ -63,7 +47,7 @@ async def test_relay_reads_and_switches(prosody: XmppServer, tmp_path: Path) -> 
         shelly.on_message = obey
         shelly.subscribe(f"shellies/{DEVICE}/relay/+/command", qos=1)
         try:
-            replay(shelly, "plug")
+            replay(shelly, TRAFFIC, "plug")
             jid = runner.jid(DEVICE.lower())
             await op.subscribe(jid)  # configured (to give it a name), so it is listed from the start, not offered
             await op.wait_roster(jid, lambda e: e.subscription in ("to", "both"))
@@ -86,7 +70,7 @@ async def test_relay_reads_and_switches(prosody: XmppServer, tmp_path: Path) -> 
                 assert commands == [(f"shellies/{DEVICE}/relay/0/command", b"on")]
             await op.wait_presence(jid, lambda p: p.type == "available" and p.status.startswith("power on"))
 
-            replay(shelly, "plug_offline")
+            replay(shelly, TRAFFIC, "plug_offline")
             await op.wait_presence(jid, lambda p: p.type == "unavailable" and p.status.startswith("offline since"))
         finally:
             shelly.loop_stop()

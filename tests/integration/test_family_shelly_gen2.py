@@ -14,32 +14,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
+from tests.support.hub_runner import HubRunner
 from tests.support.operator import Operator
+from tests.support.recorded import device_client, load_traffic, replay
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
 
-TRAFFIC: dict[str, list[dict[str, Any]]] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "shelly_gen2" / "traffic.json").read_text(encoding="utf-8")
-)
+TRAFFIC = load_traffic("shelly_gen2")
 DEVICE = "shellyplus1pm-a8032ab12345"
-
-
-def device_client(runner: HubRunner) -> mqtt.Client:
-    # A Shelly logging in as its own id keeps to <id>/# under the embedded broker's default ACL,
-    # except for the reply on <src>/rpc; the test's unrestricted "tester" user sends both.
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=DEVICE)
-    client.username_pw_set("tester", DEVICE_PASSWORD)
-    client.connect("127.0.0.1", runner.broker_port, keepalive=30)
-    client.loop_start()
-    return client
-
-
-def replay(client: mqtt.Client, scenario: str) -> None:
-    """Publish in order (one connection keeps it); never wait here: the hub runs on this event loop."""
-    for message in TRAFFIC[scenario]:
-        client.publish(message["topic"], message["payload"], qos=1, retain=message["retain"])
 
 
 async def test_found_reads_and_switches_over_json_rpc(prosody: XmppServer, tmp_path: Path) -> None:
@@ -52,7 +35,7 @@ async def test_found_reads_and_switches_over_json_rpc(prosody: XmppServer, tmp_p
         extra={"bindings": [{"profile": "shelly-gen2"}]},
     )
     async with runner.running(), Operator(prosody, *admin) as op:
-        shelly = device_client(runner)
+        shelly = device_client(runner, DEVICE)
         requests: list[dict[str, Any]] = []
         lock = threading.Lock()
 
@@ -75,7 +58,7 @@ async def test_found_reads_and_switches_over_json_rpc(prosody: XmppServer, tmp_p
         shelly.on_message = obey
         shelly.subscribe(f"{DEVICE}/rpc", qos=1)
         try:
-            replay(shelly, "plus1pm")
+            replay(shelly, TRAFFIC, "plus1pm")
             jid = runner.jid(DEVICE)
             offer = await op.wait_presence(jid, lambda p: p.type == "subscribe")
             assert offer.nick == DEVICE
@@ -103,7 +86,7 @@ async def test_found_reads_and_switches_over_json_rpc(prosody: XmppServer, tmp_p
                 assert requests[-1]["params"] == {"id": 0, "on": True} and requests[-1]["src"] == "mqtt-xmpp-hub"
             await op.wait_presence(jid, lambda p: p.type == "available" and p.status.startswith("power on"))
 
-            replay(shelly, "plus1pm_offline")
+            replay(shelly, TRAFFIC, "plus1pm_offline")
             await op.wait_presence(jid, lambda p: p.type == "unavailable" and p.status.startswith("offline since"))
         finally:
             shelly.loop_stop()

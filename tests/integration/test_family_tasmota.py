@@ -15,31 +15,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
+from tests.support.hub_runner import HubRunner
 from tests.support.operator import Operator, PresenceSeen
+from tests.support.recorded import device_client, load_traffic, replay
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
 
-TRAFFIC: dict[str, list[dict[str, Any]]] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "tasmota" / "traffic.json").read_text(encoding="utf-8")
-)
-
-
-def device_client(runner: HubRunner) -> mqtt.Client:
-    # The embedded broker's ACL keeps a user to devices/<user>/# unless listed as unrestricted
-    # (docs/families/tasmota.md); the test's "tester" is.
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="DVES_D3E4F5")
-    client.username_pw_set("tester", DEVICE_PASSWORD)
-    client.connect("127.0.0.1", runner.broker_port, keepalive=30)
-    client.loop_start()
-    return client
-
-
-def replay(client: mqtt.Client, scenario: str) -> None:
-    """Publish in order (one connection keeps it); never wait here: the hub runs on this event loop."""
-    for message in TRAFFIC[scenario]:
-        client.publish(message["topic"], message["payload"], qos=1, retain=message["retain"])
+TRAFFIC = load_traffic("tasmota")
 
 
 async def test_discovered_plug_reads_and_switches(prosody: XmppServer, tmp_path: Path) -> None:
@@ -52,7 +35,7 @@ async def test_discovered_plug_reads_and_switches(prosody: XmppServer, tmp_path:
         extra={"bindings": [{"profile": "tasmota"}]},
     )
     async with runner.running(), Operator(prosody, *admin) as op:
-        plug = device_client(runner)
+        plug = device_client(runner, "DVES_D3E4F5")
         commands: list[tuple[str, bytes]] = []
         lock = threading.Lock()
 
@@ -67,7 +50,7 @@ async def test_discovered_plug_reads_and_switches(prosody: XmppServer, tmp_path:
         plug.on_message = obey
         plug.subscribe("cmnd/kitchen_plug/#", qos=1)
         try:
-            replay(plug, "plug")
+            replay(plug, TRAFFIC, "plug")
             jid = runner.jid("a0b1c2d3e4f5")
             offer = await op.wait_presence(jid, lambda p: p.type == "subscribe")
             assert offer.nick == "Kitchen plug"
@@ -97,7 +80,7 @@ async def test_discovered_plug_reads_and_switches(prosody: XmppServer, tmp_path:
                 assert ("cmnd/kitchen_plug/POWER", b"OFF") in commands
             await op.wait_presence(jid, lambda p: p.type == "available" and p.status.startswith("power off"))
 
-            replay(plug, "plug_removed")  # an empty retained config takes the device out
+            replay(plug, TRAFFIC, "plug_removed")  # an empty retained config takes the device out
             gone = await op.wait_presence(jid, lambda p: p.type == "unavailable")
             assert gone.status == "removed from tasmota"
         finally:
