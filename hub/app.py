@@ -40,10 +40,10 @@ from hub.validation import ConfigError, Problem
 logger = logging.getLogger("hub")
 TICK_SECONDS = 1.0
 SHUTDOWN_DRAIN_SECONDS = 3.0
-#: Device records (readings, availability, alerts) and the XMPP-down outbox wait at most this long, or
-#: this many devices, while events keep coming; commands are written before anyone is told about them.
+#: Device records (readings, availability) are written at most this long after they change, every
+#: device changed meanwhile in one transaction. Commands, the outbox, and device records an event tells
+#: someone about by chat (alerts, confirmations) are written before that is sent.
 SAVE_EVERY_SECONDS = 0.5
-SAVE_BATCH = 500
 
 
 def _local_clock(timestamp: float) -> str:
@@ -129,7 +129,7 @@ class App:
         self._unsaved_devices: dict[str, DeviceRecord] = {}
         self._unsaved_commands: tuple[CommandRecord, ...] | None = None
         self._unsaved_outbox: OutboxRecord | None = None
-        self._last_save = time.monotonic()
+        self._save_timer: asyncio.TimerHandle | None = None
         self._restore()
         self.mqtt = self._mqtt_adapter()
         self.xmpp = XmppComponent(
@@ -201,34 +201,42 @@ class App:
             if isinstance(intent, Log):
                 logs.log(logger, intent.level, intent.event, intent.fields)
 
-    def _save(self, force: bool = False) -> None:
-        """Write what the core changed: commands at once, device records batched while events keep coming."""
-        changes = self.core.take_changes()
+    def _save(self, urgent: bool = True) -> None:
+        """Write what the core changed: commands and the outbox at once, device records when ``urgent``.
+
+        Otherwise changed devices stay with the core and a timer writes them all in one
+        transaction :data:`SAVE_EVERY_SECONDS` later: one SQLite commit per event was a tenth
+        of the hub's time per message, and a device's readings change with every message.
+        """
+        changes = self.core.take_changes(include_devices=urgent)
         for record in changes.devices:
             self._unsaved_devices[record.jid] = record
         if changes.commands is not None:
             self._unsaved_commands = changes.commands
         if changes.outbox is not None:
             self._unsaved_outbox = changes.outbox
-        if not self._unsaved_devices and self._unsaved_commands is None and self._unsaved_outbox is None:
+        if not urgent and self._unsaved_commands is None and self._unsaved_outbox is None:
+            if self._unsaved_devices or self.core.devices_changed:
+                self._save_later()
             return
-        now = time.monotonic()
-        if (
-            not force
-            and self._unsaved_commands is None
-            and not self.queue.empty()
-            and len(self._unsaved_devices) < SAVE_BATCH
-            and now - self._last_save < SAVE_EVERY_SECONDS
-        ):
+        if not self._unsaved_devices and self._unsaved_commands is None and self._unsaved_outbox is None:
             return
         try:
             self.store.save(self._unsaved_devices.values(), self._unsaved_commands, self._unsaved_outbox)
-        except sqlite3.Error as exc:  # a full disk must not stop the hub; the next save tries again
+        except sqlite3.Error as exc:  # a full disk must not stop the hub; the timer tries again
             logs.log(logger, "error", "store.failed", {"error": repr(exc), "devices": len(self._unsaved_devices)})
+            self._save_later()
             return
         self._unsaved_devices.clear()
         self._unsaved_commands = self._unsaved_outbox = None
-        self._last_save = now
+
+    def _save_later(self) -> None:
+        if self._save_timer is None:
+            self._save_timer = asyncio.get_running_loop().call_later(SAVE_EVERY_SECONDS, self._save_due)
+
+    def _save_due(self) -> None:
+        self._save_timer = None
+        self._save()
 
     def emit(self, event: Event) -> None:
         """Hand an event to the core without blocking; a full queue drops it and says so."""
@@ -266,7 +274,10 @@ class App:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-            self._save(force=True)
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+                self._save_timer = None
+            self._save()
             self.store.close()
             logs.log(logger, "info", "hub.stopped")
 
@@ -290,7 +301,8 @@ class App:
             except Exception:  # a core bug must not take every other device down with it
                 logger.exception("core.failed", extra={"fields": {"event": type(event).__name__}})
                 continue
-            self._save()  # before anything is said or sent: what the operator is told is on disk
+            # Before anything is said or sent: commands, and what the operator is told by chat, are on disk.
+            self._save(urgent=any(isinstance(intent, SendChat) for intent in intents))
             for intent in intents:
                 await self._do(intent)
             if isinstance(event, MqttLinkUp):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -292,3 +293,46 @@ async def test_sigkill_while_a_command_awaits_confirmation_still_reports_its_out
     finally:
         if hub.process is not None:
             await hub.kill(signal.SIGTERM)
+
+
+async def test_readings_written_later_in_a_batch_survive_sigkill(prosody: XmppServer, tmp_path: Path) -> None:
+    """Readings are not committed per message but by the save timer, with no further event needed;
+    once it has run, signal 9 loses nothing: the restarted hub shows the last reading."""
+    user, password = await prosody.new_user_async("admin")
+    mqtt_port = free_port()
+    hub = HubProcess(
+        _hub_config(tmp_path, prosody, user, mqtt_port), {**os.environ, "HUB_XMPP__SECRET": prosody.component_secret}
+    )
+    jid = f"kitchen-temp@{prosody.component_domain}"
+    database = tmp_path / "state" / "hub.sqlite3"
+    await hub.start()
+    try:
+        async with Operator(prosody, user, password) as op:
+            await subscribed(op, jid)
+            for value in (21.0, 22.0, 23.4):  # below the alert: nothing is said by chat, so nothing is urgent
+                await mosquitto_pub(mqtt_port, "devices/kitchen-temp/telemetry", f'{{"temperature": {value}}}')
+            await op.wait_presence(jid, lambda p: "23.4 °C" in p.status)
+            await _until_stored(database, jid, '"temperature":23.4')
+            assert await hub.kill(signal.SIGKILL) == -signal.SIGKILL
+            await hub.start()
+            await op.wait_presence(jid, lambda p: "23.4 °C" in p.status and "not seen yet" not in p.status)
+    finally:
+        if hub.process is not None:
+            await hub.kill(signal.SIGTERM)
+
+
+async def _until_stored(database: Path, jid: str, text: str, timeout: float = 10.0) -> None:
+    """Poll the hub's database (read-only, beside the running hub: WAL allows it) until ``jid``'s row has ``text``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT record FROM devices WHERE jid = ?", (jid,)).fetchone()
+        finally:
+            db.close()
+        if row is not None and text in row[0]:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{jid}'s stored record never had {text!r}: {row}")
+        await asyncio.sleep(0.1)
