@@ -671,6 +671,11 @@ class Hub:
         """Send the device's presence to its subscribers if it changed since last said."""
         if not self.xmpp_up:
             return []
+        last = self._presence_sent_at.get(device.jid)
+        if last is not None and 0 <= now - last < self.settings.presence_min_interval:
+            # Coalescing: nothing may go out yet, so the presence is not even derived (most messages of
+            # a chatty device end here); a later refresh, at the latest the next tick, sends the latest.
+            return []
         current = self._presence(device, now)
         if current == device.announced:
             return []
