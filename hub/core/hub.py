@@ -315,16 +315,17 @@ class Hub:
         batches them), unless commands or the outbox changed too: then everything comes out, so
         what is stored stays one consistent state.
         """
-        commands = [*self.pending.values(), *(c for queue in self.queued.values() for c in queue)]
         outbox = None
         if self._held_version != self._saved_held_version:
             self._saved_held_version = self._held_version
             outbox = OutboxRecord(tuple((c.sender, c.to, c.body) for c in self.held), self.held_dropped)
-        cids = frozenset(c.cid for c in commands)
         command_records = None
-        if cids != self._saved_cids:
-            self._saved_cids = cids
-            command_records = tuple(c.record() for c in commands)
+        if self.pending or self.queued or self._saved_cids:  # after every event: skip the common "none at all"
+            commands = [*self.pending.values(), *(c for queue in self.queued.values() for c in queue)]
+            cids = frozenset(c.cid for c in commands)
+            if cids != self._saved_cids:
+                self._saved_cids = cids
+                command_records = tuple(c.record() for c in commands)
         devices: tuple[DeviceRecord, ...] = ()
         if include_devices or command_records is not None or outbox is not None:
             found = (self.devices.get(jid) for jid in sorted(self._dirty))
