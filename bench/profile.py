@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from bench.hub_proc import MESSAGES
 from bench.run import MODES, PY, Bench, Proc, Target, _drain, measure_throughput
 
 
@@ -46,7 +47,7 @@ def main() -> None:
             port = int(yaml.safe_load(config.read_text())["mqtt"]["embedded"]["listeners"][0]["port"])
             hub, counters = bench.start_hub("hubp", config, out)
             target = Target("hub", "hub embedded", port, [hub], counters, workdir / "hubp.counters")
-        watcher = _watch_publishers(bench, mode, server, (operator, password), target.port)
+        watcher = _watch_publishers(bench, mode, server, (operator, password), target)
         _drain(bench, target, None, limit=60.0)  # the burst that made the devices is not part of the profile
         result = measure_throughput(bench, target, args.qos)
         watcher.stop()
@@ -60,13 +61,17 @@ def main() -> None:
     stats.sort_stats("cumulative").print_stats(args.top)
 
 
-def _watch_publishers(bench: Bench, mode: Any, server: Any, login: tuple[str, str], port: int) -> Proc:
-    """The publishers become devices (one short burst), then an operator subscribes to each of them."""
+def _watch_publishers(bench: Bench, mode: Any, server: Any, login: tuple[str, str], target: Target) -> Proc:
+    """The publishers become devices (one short burst, flow-controlled by what the core handled),
+    then an operator subscribes to each of them."""
+    assert target.hub is not None
+    credit = f"{target.hub_file}:{MESSAGES}:{target.hub.get(MESSAGES)}"
     for g in range(mode.generators):
         bench.spawn(
             "publisher",
-            [PY, "-m", "bench.loadgen", "publish", "--port", str(port), "--conns", str(mode.conns),
-             "--prefix", f"pub-{g}-", "--seconds", "0.05"],
+            [PY, "-m", "bench.loadgen", "publish", "--port", str(target.port), "--conns", str(mode.conns),
+             "--prefix", f"pub-{g}-", "--seconds", "0.2", "--inflight", "200", "--credit", credit,
+             "--sent", f"{bench.counters_file}:{10 + g}"],
         ).output(60)  # fmt: skip
     jids = ",".join(
         f"pub-{g}-{i}@{server.component_domain}" for g in range(mode.generators) for i in range(mode.conns)

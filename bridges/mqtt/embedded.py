@@ -22,7 +22,13 @@ amqtt 0.12.1 defects neutralized (DESIGN.md §3), by overriding methods of a
 5. A PUBLISH to a ``$`` topic turned the client into a zombie: it is now dropped
    and logged and the client carries on.
 6. Unbounded per-session offline queues: at most ``max_queued_per_session``,
-   oldest dropped first (routing is still amqtt's linear scan).
+   oldest dropped first; routing by lookup instead of a scan of every filter.
+
+Per-message work (``bridges.mqtt.hardened``): a device's message reaches the
+hub by a direct call, not a task per plugin hook; the ACL is checked without a
+coroutine; routing happens at once instead of through amqtt's broadcast queue,
+and QoS 0 deliveries are written straight to the subscriber's socket while it
+keeps up (``DirectWriter``), amqtt's draining task per delivery only when not.
 
 Also fixed because a device fleet hits them: Last Wills reach the core as
 ``MqttMessageReceived`` (amqtt published them without the event);
@@ -55,12 +61,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
+from amqtt.session import ApplicationMessage
 
 from bridges.mqtt.acl import TopicAcl, check_pattern
 from bridges.mqtt.hardened import HardenedBroker
 from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
-from hub.core.events import MqttLinkUp
+from hub.core.events import MqttLinkUp, MqttMessageReceived
 from hub.core.intents import PublishMqtt
 from hub.core.ports import EventSink
 
@@ -181,6 +188,7 @@ class EmbeddedBroker:
             connect_timeout_s=self._options.connect_timeout_s,
             acl=self._options.topic_acl(),
             max_publish_rate=self._options.max_publish_rate,
+            on_message=self._received,
         )
         await broker.start()
         self._broker = broker
@@ -196,6 +204,10 @@ class EmbeddedBroker:
             self.ready.clear()
             self._broker = None
             await broker.shutdown()
+
+    def _received(self, client_id: str | None, message: ApplicationMessage) -> None:
+        """A device's message, after the publish ACL passed, and Last Wills; never the hub's own publishes."""
+        self._emit(MqttMessageReceived(message.topic, bytes(message.data), bool(message.retain), client_id))
 
     async def publish(self, intent: PublishMqtt) -> None:
         """Deliver to the subscribers in-process; with ``retain`` also store it (an empty payload clears).

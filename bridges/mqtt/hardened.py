@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from amqtt.adapters import (
@@ -29,17 +30,22 @@ from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPac
 from amqtt.mqtt.constants import QOS_0, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
+from bridges.mqtt.packets import publish_qos0
 
 log = logging.getLogger(__name__)
 
 _AUTHENTICATED = "hub.authenticated"  # Session.attributes key: the CONNECT passed authentication
 _KEEPALIVE_FACTOR = 1.5  # MQTT-3.1.2-24: silence longer than 1.5 x keep-alive ends the connection
 _TAKEOVER_WAIT_S = 2.0
+#: Bytes a subscriber's socket may have waiting before deliveries to it take amqtt's path again, which
+#: waits for the socket to drain (asyncio's own high-water mark for ``drain``).
+_WRITE_HIGH_WATER = 64 * 1024
 # Fields a returning persistent client brings with its new CONNECT (amqtt forgets clean_session,
 # will_retain and is_anonymous, so a session once clean or anonymous stayed so).
 _RENEWED_ON_CONNECT = (
@@ -136,6 +142,40 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         self._inner.feed_eof()
 
 
+class DirectWriter(StreamWriterAdapter):  # type: ignore[misc]
+    """amqtt's stream writer, plus a write that needs no task: QoS 0 deliveries while the socket keeps up.
+
+    amqtt delivers every message through a task that takes a lock, writes and waits for the
+    socket to drain. While the transport's buffer is below :data:`_WRITE_HIGH_WATER`, that wait
+    returns at once, so the bytes are written directly instead. Past it, and while deliveries
+    sent that slow way are still pending, :meth:`write_now` declines, so a slow subscriber is
+    still paced by ``drain`` and QoS 0 messages keep their order.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(writer)
+        self._transport = writer.transport
+        self._behind = 0
+
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` at once if nothing is queued ahead of it and the socket keeps up."""
+        transport = self._transport
+        if self._behind or self.is_closed or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+            return False
+        transport.write(data)
+        return True
+
+    def queued(self, delivery: asyncio.Future[Any]) -> None:
+        """A delivery went the slow way: later ones wait behind it."""
+        self._behind += 1
+        delivery.add_done_callback(self._caught_up)
+
+    def _caught_up(self, _: asyncio.Future[Any]) -> None:
+        self._behind -= 1
+
+
 class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
     def handle_read_timeout(self) -> None:
         """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.
@@ -167,9 +207,14 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         connect_timeout_s: float,
         acl: TopicAcl | None = None,
         max_publish_rate: float | None = None,
+        on_message: Callable[[str | None, ApplicationMessage], None] | None = None,
     ) -> None:
         super().__init__(config)
         self._acl = acl
+        self._on_message = on_message
+        # amqtt calls topic filtering "enabled" whenever plugins come from the config, even with no
+        # topic plugin among them; then it gathers over none, through a task per check.
+        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
         self._publish_rate = max_publish_rate
         self._max_packet_bytes = max_packet_bytes
         self._max_queued = max_queued_per_session
@@ -210,7 +255,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 str(peer),
                 self._publish_rate,
             ),
-            StreamWriterAdapter(writer),
+            DirectWriter(writer),
         )
 
     async def ws_connected(self, websocket: Any, listener_name: str) -> None:
@@ -326,9 +371,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                     client_session.will_message,
                     bool(client_session.will_retain),
                 )
-                await self.plugins_manager.fire_event(
-                    BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=will
-                )
+                await self._report(client_session.client_id, will)
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
             finished = self._disconnects_finished.get(handler)
@@ -337,18 +380,30 @@ class HardenedBroker(Broker):  # type: ignore[misc]
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         """The per-device ACL (``bridges.mqtt.acl``) first, then any topic plugin (none is loaded)."""
-        acl = self._acl
-        if acl is not None:
-            username = session.username if session is not None else None
-            if action is Action.PUBLISH:
-                allowed = acl.may_publish(username, topic)
-            elif action is Action.SUBSCRIBE:
-                allowed = acl.may_subscribe(username, topic)
-            else:
-                allowed = acl.may_receive(username, topic)
-            if not allowed:
-                return False
+        if not self._acl_allows(session, topic, action):
+            return False
+        if not self._topic_plugins:
+            return True
         return bool(await super()._topic_filtering(session, topic, action))
+
+    def _acl_allows(self, session: Session | None, topic: str, action: Action) -> bool:
+        """The per-device ACL alone: synchronous, so the message path checks it without a coroutine."""
+        acl = self._acl
+        if acl is None:
+            return True
+        username = session.username if session is not None else None
+        if action is Action.PUBLISH:
+            return acl.may_publish(username, topic)
+        if action is Action.SUBSCRIBE:
+            return acl.may_subscribe(username, topic)
+        return acl.may_receive(username, topic)
+
+    async def _report(self, client_id: str | None, message: ApplicationMessage) -> None:
+        """A device's message (or Last Will) for the hub: a direct call, not a task per plugin hook."""
+        if self._on_message is not None:
+            self._on_message(client_id, message)
+        else:
+            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         """Authentication already happened in :meth:`_initialize_client_session`; report its result."""
@@ -429,12 +484,13 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         if topic.startswith("$"):
             log.warning("MQTT client %r may not publish to %r: message dropped", client_session.client_id, topic)
             return True
-        if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
+        if not self._acl_allows(client_session, topic, Action.PUBLISH) or (
+            self._topic_plugins
+            and not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH)
+        ):
             log.info("MQTT client %r not allowed to publish to %r", client_session.client_id, topic)
             return True
-        await self.plugins_manager.fire_event(
-            BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
-        )
+        await self._report(client_session.client_id, message)
         qos = message.qos if message.qos is not None else QOS_0
         await self._broadcast_message(client_session, topic, message.data, qos)
         if message.publish_packet is not None and message.publish_packet.retain_flag:
@@ -476,6 +532,48 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 routes.append(found)
         return routes
 
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: bytes | None, force_qos: int | None = None
+    ) -> None:
+        """Route at once instead of through amqtt's broadcast queue, which cost a task and a wait
+        per message. With a topic plugin loaded (the hub loads none) the receive check may need
+        to await it, so amqtt's queue and :meth:`_run_broadcast` are used as before."""
+        if self._topic_plugins or topic is None:
+            await super()._broadcast_message(session, topic, data, force_qos)
+            return
+        self._route_now(session, topic, data or b"", QOS_2 if force_qos is None else force_qos)
+
+    def _route_now(self, source: Session | None, topic: str, data: bytes, publish_qos: int) -> None:
+        """:meth:`_run_broadcast`'s rules without an await: QoS 0 deliveries written directly
+        (:class:`DirectWriter`), the others as amqtt's delivery tasks in the broadcast loop's queue."""
+        running = self._tasks_queue
+        while running and running[0].done():
+            _reap(running.popleft())
+        packet: bytes | None = None
+        for subscriptions in self._routes(topic):
+            for target, sub_qos in subscriptions:
+                qos = min(publish_qos, sub_qos)
+                if not self._acl_allows(target, topic, Action.RECEIVE):
+                    continue
+                if not target.transitions.is_connected():
+                    if qos > QOS_0 and not target.clean_session and not target.is_anonymous:
+                        self._queue_offline(target, source, topic, data, qos)
+                    continue
+                handler = self._get_handler(target)
+                if handler is None:
+                    continue
+                writer = handler.writer
+                direct = isinstance(writer, DirectWriter)
+                if qos == QOS_0 and direct:
+                    if packet is None:
+                        packet = publish_qos0(topic, data)
+                    if writer.write_now(packet):
+                        continue
+                delivery = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
+                if qos == QOS_0 and direct:
+                    writer.queued(delivery)
+                running.append(delivery)
+
     async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
         """Route one message to its subscribers.
 
@@ -502,3 +600,12 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 handler = self._get_handler(target)
                 if handler is not None:
                     running_tasks.append(asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False)))
+
+
+def _reap(delivery: asyncio.Future[Any]) -> None:
+    """A finished delivery task: its failure is logged, never raised into the sender's path."""
+    if delivery.cancelled():
+        return
+    exc = delivery.exception()
+    if exc is not None:
+        log.warning("MQTT delivery failed: %r", exc)

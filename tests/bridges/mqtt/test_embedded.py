@@ -247,3 +247,44 @@ async def test_oversized_packet_closes_connection() -> None:
         assert await wait_until(device.disconnected.is_set), "oversized packet accepted"
         received = running.events.of_type(MqttMessageReceived)
         assert [len(m.payload) for m in received] == [512]
+
+
+async def test_a_subscriber_that_reads_slowly_gets_every_qos0_message_in_order() -> None:
+    """QoS 0 deliveries are written at once while the subscriber's socket keeps up and wait behind it when
+    it does not (``DirectWriter``): a reader slower than the publisher misses nothing and sees no reordering."""
+    count, size = 400, 50_000
+    async with embedded_broker() as running:
+        reader, writer = await raw_connect(running.port, "slow", keepalive=0)
+        topic = b"devices/slow/cmd"
+        body = (1).to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic + b"\x00"
+        writer.write(bytes([0x82, len(body)]) + body)
+        assert (await asyncio.wait_for(reader.readexactly(5), 5))[0] == 0x90  # SUBACK
+
+        async def read_slowly() -> list[int]:
+            seen: list[int] = []
+            while len(seen) < count:
+                if len(seen) % 20 == 0:
+                    await asyncio.sleep(0.01)  # behind the publisher: the broker's socket buffer fills up
+                first = await asyncio.wait_for(reader.readexactly(1), 10)
+                assert first[0] == 0x30, f"not a QoS 0 PUBLISH: {first!r}"
+                length, shift = 0, 0
+                while True:
+                    byte = (await reader.readexactly(1))[0]
+                    length += (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                packet = await reader.readexactly(length)
+                name_length = int.from_bytes(packet[:2], "big")
+                assert packet[2 : 2 + name_length] == topic
+                payload = packet[2 + name_length :]
+                assert len(payload) == 4 + size
+                seen.append(int.from_bytes(payload[:4], "big"))
+            return seen
+
+        reading = asyncio.create_task(read_slowly())
+        for n in range(count):
+            await running.adapter.publish(PublishMqtt(topic.decode(), n.to_bytes(4, "big") + b"x" * size, qos=0))
+            await asyncio.sleep(0)  # let deliveries queued behind the socket run in between
+        assert await reading == list(range(count))
+        writer.close()
