@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amqtt.adapters import (
@@ -31,7 +32,7 @@ from amqtt.mqtt.constants import QOS_0, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseTopicPlugin
-from amqtt.session import ApplicationMessage, Session
+from amqtt.session import INCOMING, ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from bridges.mqtt.acl import TopicAcl
@@ -44,8 +45,9 @@ _AUTHENTICATED = "hub.authenticated"  # Session.attributes key: the CONNECT pass
 _KEEPALIVE_FACTOR = 1.5  # MQTT-3.1.2-24: silence longer than 1.5 x keep-alive ends the connection
 _TAKEOVER_WAIT_S = 2.0
 #: Bytes a subscriber's socket may have waiting before deliveries to it take amqtt's path again, which
-#: waits for the socket to drain (asyncio's own high-water mark for ``drain``).
-_WRITE_HIGH_WATER = 64 * 1024
+#: waits for the socket to drain. Four times asyncio's mark for ``drain``: a busy wildcard subscriber
+#: (a dashboard, a logger) that lags a moment behind must not fall back to a task per message.
+_WRITE_HIGH_WATER = 256 * 1024
 # Fields a returning persistent client brings with its new CONNECT (amqtt forgets clean_session,
 # will_retain and is_anonymous, so a session once clean or anonymous stayed so).
 _RENEWED_ON_CONNECT = (
@@ -147,25 +149,41 @@ class DirectWriter(StreamWriterAdapter):  # type: ignore[misc]
 
     amqtt delivers every message through a task that takes a lock, writes and waits for the
     socket to drain. While the transport's buffer is below :data:`_WRITE_HIGH_WATER`, that wait
-    returns at once, so the bytes are written directly instead. Past it, and while deliveries
-    sent that slow way are still pending, :meth:`write_now` declines, so a slow subscriber is
-    still paced by ``drain`` and QoS 0 messages keep their order.
+    returns at once, so the bytes are written directly instead, and all written in one pass of
+    the event loop go out in one ``send`` (a busy subscriber got one system call per message).
+    Past the mark, and while deliveries sent the slow way are still pending, :meth:`write_now`
+    declines, so a slow subscriber is still paced by ``drain`` and QoS 0 messages keep their order.
     """
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         super().__init__(writer)
         self._transport = writer.transport
         self._behind = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write_now(self, data: bytes) -> bool:
         """Write ``data`` at once if nothing is queued ahead of it and the socket keeps up."""
         transport = self._transport
         if self._behind or self.is_closed or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+        if transport.get_write_buffer_size() + self._pending_bytes > _WRITE_HIGH_WATER:
             return False
-        transport.write(data)
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
         return True
+
+    def flush(self) -> None:
+        """Hand what :meth:`write_now` collected to the transport, in one write."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        if pending and not self.is_closed and not self._transport.is_closing():
+            self._transport.write(b"".join(pending))
+
+    def write(self, data: bytes) -> None:
+        self.flush()  # amqtt's own packets never overtake deliveries collected before them
+        super().write(data)
 
     def queued(self, delivery: asyncio.Future[Any]) -> None:
         """A delivery went the slow way: later ones wait behind it."""
@@ -175,8 +193,26 @@ class DirectWriter(StreamWriterAdapter):  # type: ignore[misc]
     def _caught_up(self, _: asyncio.Future[Any]) -> None:
         self._behind -= 1
 
+    async def close(self) -> None:
+        self.flush()
+        await super().close()
+
 
 class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    #: Set by the broker once the client is accepted: takes an incoming QoS 0 message at once.
+    deliver_now: Callable[[ApplicationMessage], Awaitable[None]] | None = None
+
+    async def _handle_qos0_message_flow(self, app_message: Any) -> None:
+        """An incoming QoS 0 PUBLISH goes to the broker from the reader's task, instead of a queue that
+        the client's message loop empties one ``asyncio.wait`` over four futures at a time. It owes
+        no acknowledgement, so nothing is lost by not queueing it; QoS 1 and 2 keep amqtt's flow."""
+        deliver = self.deliver_now
+        packet = app_message.publish_packet
+        if deliver is None or app_message.direction != INCOMING or (packet is not None and packet.dup_flag):
+            await super()._handle_qos0_message_flow(app_message)
+            return
+        await deliver(app_message)
+
     def handle_read_timeout(self) -> None:
         """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.
 
@@ -336,6 +372,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         if session.keep_alive > 0:
             session.keep_alive = session.keep_alive * _KEEPALIVE_FACTOR  # the reader's timeout
         session.attributes[_AUTHENTICATED] = True
+        handler.deliver_now = functools.partial(self._deliver_now, handler)
         return handler, session
 
     async def _take_over(self, client_id: str) -> None:
@@ -474,28 +511,38 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         QoS travels with the message so delivery uses min(publish, subscription) QoS.
         """
         message: ApplicationMessage | None = wait_deliver.result()
-        if message is None:
-            return True
+        if message is not None:
+            await self._deliver(client_session, handler, message)
+        return True
+
+    async def _deliver_now(self, handler: BrokerProtocolHandler, message: ApplicationMessage) -> None:
+        """:attr:`HubProtocolHandler.deliver_now`: a QoS 0 message straight from the client's reader."""
+        if handler.session is not None:
+            await self._deliver(handler.session, handler, message)
+
+    async def _deliver(
+        self, client_session: Session, handler: BrokerProtocolHandler, message: ApplicationMessage
+    ) -> None:
+        """Check, report and route one message from a client (the checks of :meth:`_handle_message_delivery`)."""
         topic = message.topic
         if not topic or "#" in topic or "+" in topic:
             log.warning("MQTT client %r published to invalid topic %r: disconnecting", client_session.client_id, topic)
             await handler.handle_connection_closed()
-            return True
+            return
         if topic.startswith("$"):
             log.warning("MQTT client %r may not publish to %r: message dropped", client_session.client_id, topic)
-            return True
+            return
         if not self._acl_allows(client_session, topic, Action.PUBLISH) or (
             self._topic_plugins
             and not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH)
         ):
             log.info("MQTT client %r not allowed to publish to %r", client_session.client_id, topic)
-            return True
+            return
         await self._report(client_session.client_id, message)
         qos = message.qos if message.qos is not None else QOS_0
         await self._broadcast_message(client_session, topic, message.data, qos)
         if message.publish_packet is not None and message.publish_packet.retain_flag:
             await self.retain_message(client_session, topic, message.data, qos)
-        return True
 
     # --- routing ----------------------------------------------------------------------------------
 

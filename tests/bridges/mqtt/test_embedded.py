@@ -20,6 +20,7 @@ from tests.bridges.mqtt.embedded_support import (
     PASSWORDS,
     EventLog,
     Paho,
+    connect_packet,
     embedded_broker,
     paho,
     raw_connect,
@@ -70,6 +71,37 @@ async def test_events_for_connect_publish_disconnect() -> None:
             MqttMessageReceived("devices/e/status", b"online", False, "dev-e"),
             MqttClientDisconnected("dev-e", "bob"),
         ]
+
+
+async def test_qos0_publishes_sent_with_the_connect_are_reported_after_it_and_in_order() -> None:
+    """QoS 0 messages go from the client's reader to the hub without amqtt's queue: even packets that
+    arrive in the same segment as the CONNECT are reported after the connection, in the order sent,
+    with QoS 1 ones between them still taking amqtt's flow."""
+    async with embedded_broker() as running:
+        def publish(topic: bytes, payload: bytes, qos: int = 0) -> bytes:
+            body = len(topic).to_bytes(2, "big") + topic + ((7).to_bytes(2, "big") if qos else b"") + payload
+            return bytes([0x30 | qos << 1, len(body)]) + body
+
+        reader, writer = await asyncio.open_connection(HOST, running.port)
+        writer.write(
+            connect_packet("dev-q", keepalive=0, user="bob")
+            + publish(b"devices/q/telemetry", b'{"n": 1}')
+            + publish(b"$SYS/forbidden", b"x")  # dropped, the client carries on (defect 5)
+            + publish(b"devices/q/telemetry", b'{"n": 2}', qos=1)
+            + publish(b"devices/q/telemetry", b'{"n": 3}')
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readexactly(4), 5))[3] == 0  # CONNACK: accepted
+        assert (await asyncio.wait_for(reader.readexactly(4), 5))[0] == 0x40  # PUBACK of the QoS 1 one
+        await running.events.wait_for(MqttMessageReceived("devices/q/telemetry", b'{"n": 3}', False, "dev-q"))
+        await wait_until(lambda: len(running.events.of_type(MqttMessageReceived)) >= 3)
+        reported = [e for e in running.events.events if isinstance(e, MqttClientConnected | MqttMessageReceived)]
+        assert reported[0] == MqttClientConnected("dev-q", "bob")
+        payloads = [e.payload for e in reported[1:]]
+        assert sorted(payloads) == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+        qos0 = [p for p in payloads if p != b'{"n": 2}']
+        assert qos0 == [b'{"n": 1}', b'{"n": 3}']
+        writer.close()
 
 
 async def test_publish_reaches_subscriber_without_echo() -> None:
