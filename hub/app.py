@@ -44,6 +44,10 @@ SHUTDOWN_DRAIN_SECONDS = 3.0
 #: device changed meanwhile in one transaction. Commands, the outbox, and device records an event tells
 #: someone about by chat (alerts, confirmations) are written before that is sent.
 SAVE_EVERY_SECONDS = 0.5
+#: Once the event queue is this full, device traffic waits for room (its TCP connection is read no
+#: further) until the core has brought it down to the second fraction: a flood slows its senders
+#: instead of filling the queue and crowding out operators' stanzas, ticks and link events.
+ROOM_HIGH, ROOM_LOW = 0.75, 0.5
 
 
 def _local_clock(timestamp: float) -> str:
@@ -124,6 +128,10 @@ class App:
         self.settings = build_settings(config, profiles if profiles is not None else load_all_profiles(config))
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=config.limits.event_queue)
         self.dropped_events = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._room_high = max(1, int(config.limits.event_queue * ROOM_HIGH))
+        self._room_low = int(config.limits.event_queue * ROOM_LOW)
         self.store = Store(Path(config.state_dir) / "hub.sqlite3")
         self.core = Hub(self.settings, self.store.subscriptions())
         self._unsaved_devices: dict[str, DeviceRecord] = {}
@@ -159,6 +167,7 @@ class App:
                     max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,
+                room=self.wait_for_room,
             )
         ext = mqtt.external
         return ExternalBroker(
@@ -175,6 +184,7 @@ class App:
                 status_topic=f"{ext.client_id}/status",
             ),
             self.emit,
+            room=self.wait_for_room,
         )
 
     def _acl_options(self) -> dict[str, Any]:
@@ -238,10 +248,17 @@ class App:
         self._save_timer = None
         self._save()
 
+    async def wait_for_room(self) -> None:
+        """Return once the event queue has room for device traffic (see :data:`ROOM_HIGH`)."""
+        if not self._room.is_set():
+            await self._room.wait()
+
     def emit(self, event: Event) -> None:
         """Hand an event to the core without blocking; a full queue drops it and says so."""
         try:
             self.queue.put_nowait(event)
+            if self.queue.qsize() >= self._room_high:
+                self._room.clear()
         except asyncio.QueueFull:
             self.dropped_events += 1
             if self.dropped_events == 1 or self.dropped_events % 1000 == 0:
@@ -296,6 +313,8 @@ class App:
     async def _consume(self) -> None:
         while True:
             event = await self.queue.get()
+            if not self._room.is_set() and self.queue.qsize() <= self._room_low:
+                self._room.set()
             try:
                 intents = self.core.handle(event, time.time())
             except Exception:  # a core bug must not take every other device down with it

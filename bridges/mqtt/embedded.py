@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -169,9 +169,12 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
 class EmbeddedBroker:
     """The hub's :class:`~hub.core.ports.MqttPort` when it is the devices' broker."""
 
-    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink) -> None:
+    def __init__(
+        self, options: EmbeddedBrokerOptions, emit: EventSink, room: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._options = options
         self._emit = emit
+        self._room = room
         self._broker: HardenedBroker | None = None
         #: Set while the listeners accept connections.
         self.ready = asyncio.Event()
@@ -189,6 +192,7 @@ class EmbeddedBroker:
             acl=self._options.topic_acl(),
             max_publish_rate=self._options.max_publish_rate,
             on_message=self._received,
+            room=self._room,
         )
         await broker.start()
         self._broker = broker

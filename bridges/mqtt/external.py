@@ -36,6 +36,7 @@ import asyncio
 import logging
 import random
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiomqtt
@@ -98,9 +99,12 @@ class ExternalBrokerOptions:
 class ExternalBroker:
     """:class:`hub.core.ports.MqttPort` over aiomqtt, connected to someone else's broker."""
 
-    def __init__(self, options: ExternalBrokerOptions, emit: EventSink) -> None:
+    def __init__(
+        self, options: ExternalBrokerOptions, emit: EventSink, room: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._options = options
         self._emit = emit
+        self._room = room  # awaited before each message is emitted while the hub's queue is full
         self._client: aiomqtt.Client | None = None  # set only while the link is up
         self._pending = 0
         self._dropped = 0
@@ -220,7 +224,10 @@ class ExternalBroker:
         self._last_error = None
         log.info("mqtt external broker link up: %s:%d", self._options.host, self._options.port)
         self._emit(MqttLinkUp())
+        room = self._room
         async for message in client.messages:
+            if room is not None:
+                await room()
             self._emit(
                 MqttMessageReceived(
                     topic=message.topic.value,

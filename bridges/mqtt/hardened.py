@@ -66,13 +66,22 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
     keep-alive, so a slow sender cannot hold a connection half-way through a packet.
     A read past the end of the checked packet is a framing error, never a read of the
     next packet. Every :class:`ProtocolViolation` ends amqtt's reader loop, which then
-    closes the connection (the Last Will fires, as for a dropped socket).
+    closes the connection (the Last Will fires, as for a dropped socket). Before a PUBLISH
+    is handed on, ``room`` is awaited: while the hub's event queue is full, nothing more is
+    read and TCP pushes back on the sender.
     """
 
     def __init__(
-        self, inner: Any, max_bytes: int, packet_timeout_s: float, peer: str, publish_rate: float | None = None
+        self,
+        inner: Any,
+        max_bytes: int,
+        packet_timeout_s: float,
+        peer: str,
+        publish_rate: float | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
+        self._room = room
         self._max = max_bytes
         self._packet_timeout = packet_timeout_s
         self._peer = peer
@@ -126,8 +135,14 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
             raise ProtocolViolation(f"packet not complete after {self._packet_timeout:g} s") from None
         check_packet(head[0], body, first=self._first)
         self._first = False
-        if self._rate is not None and head[0] >> 4 == PUBLISH:
-            await self._throttle(self._rate)
+        if head[0] >> 4 == PUBLISH:
+            if self._rate is not None:
+                await self._throttle(self._rate)
+            if self._room is not None:
+                # amqtt reads buffered packets without yielding and delivers each in a task of its own:
+                # yield once, so the previous packet's delivery reaches the hub's queue before room is judged.
+                await asyncio.sleep(0)
+                await self._room()
         self._packet = head + encoded + body
 
     async def _throttle(self, rate: float) -> None:
@@ -244,10 +259,14 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         acl: TopicAcl | None = None,
         max_publish_rate: float | None = None,
         on_message: Callable[[str | None, ApplicationMessage], None] | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(config)
         self._acl = acl
         self._on_message = on_message
+        #: Awaited before each PUBLISH is taken (:class:`FramedReader`): while the hub's queue is full no
+        #: connection is read further, so TCP slows the senders instead of the hub dropping events.
+        self._room = room
         # amqtt calls topic filtering "enabled" whenever plugins come from the config, even with no
         # topic plugin among them; then it gathers over none, through a task per check.
         self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
@@ -290,6 +309,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 self._connect_timeout_s,
                 str(peer),
                 self._publish_rate,
+                self._room,
             ),
             DirectWriter(writer),
         )
@@ -304,6 +324,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 self._connect_timeout_s,
                 str(peer),
                 self._publish_rate,
+                self._room,
             ),
             WebSocketsWriter(websocket),
         )

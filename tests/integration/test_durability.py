@@ -336,3 +336,46 @@ async def _until_stored(database: Path, jid: str, text: str, timeout: float = 10
         if loop.time() > deadline:
             raise AssertionError(f"{jid}'s stored record never had {text!r}: {row}")
         await asyncio.sleep(0.1)
+
+
+async def test_a_flood_waits_for_room_in_the_event_queue_instead_of_losing_events(
+    prosody: XmppServer,
+    make_hub: Callable[..., HubRunner],  # noqa: F811
+) -> None:
+    """10 devices send 300 messages each in one burst into an event queue of 20: the broker hands the
+    hub one packet per connection at a time and stops reading while the queue is full (TCP slows the
+    senders), so no event is dropped, every device's last reading arrives and the operator's
+    subscription, which goes through the same queue meanwhile, is answered."""
+    user = await prosody.new_user_async("admin")
+    limits = {"confirm_timeout": 2, "event_queue": 20}
+    runner = make_hub(prosody, "embedded", operators={user[0]: "operator"}, extra={"limits": limits})
+    devices, count = [f"flood-{i}" for i in range(10)], 300
+
+    def packet(first: int, body: bytes) -> bytes:
+        return bytes([first, len(body)]) + body
+
+    def field(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+
+    async with runner.running() as app, Operator(prosody, *user) as op:
+        writers = []
+        for device_id in devices:
+            reader, writer = await asyncio.open_connection("127.0.0.1", runner.broker_port)
+            login = field(b"MQTT") + bytes([4, 0xC2]) + (0).to_bytes(2, "big")
+            login += field(device_id.encode()) + field(b"tester") + field(DEVICE_PASSWORD.encode())
+            writer.write(packet(0x10, login))
+            assert (await asyncio.wait_for(reader.readexactly(4), 10))[3] == 0
+            topic = field(f"devices/{device_id}/telemetry".encode())
+            writer.write(b"".join(packet(0x30, topic + b'{"n": %d}' % n) for n in range(1, count + 1)))
+            writers.append(writer)
+        await subscribed(op, runner.jid("kitchen-temp"))
+        for device_id in devices:
+            jid = runner.jid(device_id)
+            await _until(
+                lambda jid=jid: jid in app.core.devices and app.core.devices[jid].readings.get("n") == count,  # type: ignore[misc]
+                f"{device_id}'s last reading",
+                timeout=30,
+            )
+        assert app.dropped_events == 0
+        for writer in writers:
+            writer.close()
