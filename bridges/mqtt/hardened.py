@@ -31,13 +31,14 @@ from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPac
 from amqtt.mqtt.constants import QOS_0, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import INCOMING, ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from bridges.mqtt.acl import TopicAcl
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
-from bridges.mqtt.packets import publish_qos0
+from bridges.mqtt.packets import puback, publish_qos0
 
 log = logging.getLogger(__name__)
 
@@ -214,19 +215,35 @@ class DirectWriter(StreamWriterAdapter):  # type: ignore[misc]
 
 
 class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
-    #: Set by the broker once the client is accepted: takes an incoming QoS 0 message at once.
+    #: Set by the broker once the client is accepted: takes an incoming QoS 0 or 1 message at once.
     deliver_now: Callable[[ApplicationMessage], Awaitable[None]] | None = None
 
     async def _handle_qos0_message_flow(self, app_message: Any) -> None:
         """An incoming QoS 0 PUBLISH goes to the broker from the reader's task, instead of a queue that
-        the client's message loop empties one ``asyncio.wait`` over four futures at a time. It owes
-        no acknowledgement, so nothing is lost by not queueing it; QoS 1 and 2 keep amqtt's flow."""
+        the client's message loop empties one ``asyncio.wait`` over four futures at a time (QoS 2,
+        with its PUBREL to wait for, keeps amqtt's flow)."""
         deliver = self.deliver_now
         packet = app_message.publish_packet
         if deliver is None or app_message.direction != INCOMING or (packet is not None and packet.dup_flag):
             await super()._handle_qos0_message_flow(app_message)
             return
         await deliver(app_message)
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        """An incoming QoS 1 PUBLISH likewise, then its PUBACK, written directly when the socket keeps up.
+
+        amqtt queued the message and acknowledged it at once, before any check; here it is
+        checked and routed first, so the acknowledgement follows the hub's acceptance."""
+        deliver = self.deliver_now
+        if deliver is None or app_message.direction != INCOMING or app_message.packet_id is None:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        await deliver(app_message)
+        ack = PubackPacket.build(app_message.packet_id)
+        writer = self.writer
+        if not (isinstance(writer, DirectWriter) and writer.write_now(puback(app_message.packet_id))):
+            await self._send_packet(ack)
+        app_message.puback_packet = ack
 
     def handle_read_timeout(self) -> None:
         """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.

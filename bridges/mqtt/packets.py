@@ -1,13 +1,14 @@
 """MQTT 3.1.1 packets the embedded broker writes itself, without amqtt's packet objects.
 
-Delivering a QoS 0 message is the broker's most frequent write; amqtt builds
-it from three objects and a task per subscriber. Here it is bytes, written
-straight to the subscriber's transport (``bridges.mqtt.hardened``).
+Delivering a QoS 0 message and acknowledging a QoS 1 one are the broker's most
+frequent writes; amqtt builds each from packet objects and sends it through a
+lock and a drain. Here they are bytes, written straight to the client's
+transport (``bridges.mqtt.hardened``).
 """
 
 from __future__ import annotations
 
-from bridges.mqtt.framing import PUBLISH
+from bridges.mqtt.framing import PUBACK, PUBLISH
 
 MAX_REMAINING_LENGTH = 268_435_455  # four bytes of variable-length integer (MQTT 3.1.1 §2.2.3)
 
@@ -35,3 +36,8 @@ def publish_qos0(topic: str, payload: bytes, retain: bool = False) -> bytes:
     return b"".join(
         (header, encode_remaining_length(2 + len(name) + len(payload)), len(name).to_bytes(2, "big"), name, payload)
     )
+
+
+def puback(packet_id: int) -> bytes:
+    """The acknowledgement of a QoS 1 PUBLISH."""
+    return bytes((PUBACK << 4, 2)) + packet_id.to_bytes(2, "big")

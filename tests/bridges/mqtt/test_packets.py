@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.publish import PublishPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bridges.mqtt.framing import check_packet, decode_remaining_length
-from bridges.mqtt.packets import MAX_REMAINING_LENGTH, encode_remaining_length, publish_qos0
+from bridges.mqtt.packets import MAX_REMAINING_LENGTH, encode_remaining_length, puback, publish_qos0
 
 _topics = st.text(
     alphabet=st.characters(exclude_characters="#+\x00", exclude_categories=["Cs"]), min_size=1, max_size=80
@@ -42,3 +43,8 @@ def test_remaining_length_round_trips_at_every_width(value: int) -> None:
 def test_remaining_length_out_of_range_is_refused(value: int) -> None:
     with pytest.raises(ValueError, match="out of range"):
         encode_remaining_length(value)
+
+
+@given(st.integers(min_value=1, max_value=0xFFFF))
+def test_puback_same_bytes_as_amqtt_builds(packet_id: int) -> None:
+    assert puback(packet_id) == bytes(PubackPacket.build(packet_id).to_bytes())
