@@ -167,7 +167,7 @@ class App:
                     max_connections=self.config.limits.max_connections,
                 ),
                 self.emit,
-                room=self.wait_for_room,
+                room=self,
             )
         ext = mqtt.external
         return ExternalBroker(
@@ -184,7 +184,7 @@ class App:
                 status_topic=f"{ext.client_id}/status",
             ),
             self.emit,
-            room=self.wait_for_room,
+            room=self,
         )
 
     def _acl_options(self) -> dict[str, Any]:
@@ -247,6 +247,9 @@ class App:
     def _save_due(self) -> None:
         self._save_timer = None
         self._save()
+
+    def room_available(self) -> bool:
+        return self._room.is_set()
 
     async def wait_for_room(self) -> None:
         """Return once the event queue has room for device traffic (see :data:`ROOM_HIGH`)."""

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,7 +69,7 @@ from bridges.mqtt.passwords import PasswordVerifier, check_hash, hash_password
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
 from hub.core.events import MqttLinkUp, MqttMessageReceived
 from hub.core.intents import PublishMqtt
-from hub.core.ports import EventSink
+from hub.core.ports import EventSink, Room
 
 __all__ = ["EmbeddedBroker", "EmbeddedBrokerOptions", "Listener", "hash_password"]
 
@@ -169,9 +169,7 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
 class EmbeddedBroker:
     """The hub's :class:`~hub.core.ports.MqttPort` when it is the devices' broker."""
 
-    def __init__(
-        self, options: EmbeddedBrokerOptions, emit: EventSink, room: Callable[[], Awaitable[None]] | None = None
-    ) -> None:
+    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink, room: Room | None = None) -> None:
         self._options = options
         self._emit = emit
         self._room = room
@@ -192,7 +190,7 @@ class EmbeddedBroker:
             acl=self._options.topic_acl(),
             max_publish_rate=self._options.max_publish_rate,
             on_message=self._received,
-            room=self._room,
+            room=self._room.wait_for_room if self._room is not None else None,
         )
         await broker.start()
         self._broker = broker
