@@ -160,6 +160,36 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         self._inner.feed_eof()
 
 
+class SessionState:
+    """A session's connection state, in place of the ``transitions.Machine`` amqtt builds per session.
+
+    That machine (three states, five transitions, two callbacks) took about 15 KiB per connected
+    device, nearly a third of its memory; the broker uses only ``state``, ``connect()``,
+    ``disconnect()`` and ``is_connected()``, with the same rules: connecting twice raises
+    (``ValueError``, which amqtt's take-over catches alongside ``MachineError``), disconnecting
+    is always allowed, and the session's enter callbacks run as before.
+    """
+
+    __slots__ = ("_session", "state")
+
+    def __init__(self, session: Session, state: str) -> None:
+        self._session = session
+        self.state = state
+
+    def connect(self) -> None:
+        if self.state == "connected":
+            raise ValueError("session already connected")
+        self.state = "connected"
+        self._session._on_enter_connected()
+
+    def disconnect(self) -> None:
+        self.state = "disconnected"
+        self._session._on_enter_disconnected()
+
+    def is_connected(self) -> bool:
+        return self.state == "connected"
+
+
 class DirectWriter(StreamWriterAdapter):  # type: ignore[misc]
     """amqtt's stream writer, plus a write that needs no task: QoS 0 deliveries while the socket keeps up.
 
@@ -409,6 +439,8 @@ class HardenedBroker(Broker):  # type: ignore[misc]
 
         if session.keep_alive > 0:
             session.keep_alive = session.keep_alive * _KEEPALIVE_FACTOR  # the reader's timeout
+        if not isinstance(session.transitions, SessionState):
+            session.transitions = SessionState(session, session.transitions.state)
         session.attributes[_AUTHENTICATED] = True
         handler.deliver_now = functools.partial(self._deliver_now, handler)
         return handler, session
