@@ -24,7 +24,7 @@ amqtt 0.12.1 defects neutralized (DESIGN.md §3), by overriding methods of a
 6. Unbounded per-session offline queues: at most ``max_queued_per_session``,
    oldest dropped first; routing by lookup instead of a scan of every filter.
 
-Per-message work (``bridges.mqtt.hardened``): a device's message reaches the
+Per-message work (``bridges.mqtt.hardened``, ``bridges.mqtt.connection``): a device's message reaches the
 hub by a direct call, not a task per plugin hook; the ACL is checked without a
 coroutine; routing happens at once instead of through amqtt's broadcast queue,
 and QoS 0 deliveries are written straight to the subscriber's socket while it

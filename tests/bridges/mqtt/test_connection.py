@@ -1,11 +1,11 @@
-"""Pieces of the hardened broker that stand on their own: the per-session connection state."""
+"""The per-connection pieces of the embedded broker: the per-session connection state."""
 
 from __future__ import annotations
 
 import pytest
 from amqtt.session import Session
 
-from bridges.mqtt.hardened import SessionState
+from bridges.mqtt.connection import SessionState
 from tests.bridges.mqtt.embedded_support import embedded_broker, paho, wait_until
 
 pytestmark = pytest.mark.integration
