@@ -24,11 +24,15 @@ amqtt 0.12.1 defects neutralized (DESIGN.md §3), by overriding methods of a
 6. Unbounded per-session offline queues: at most ``max_queued_per_session``,
    oldest dropped first; routing by lookup instead of a scan of every filter.
 
-Per-message work (``bridges.mqtt.hardened``, ``bridges.mqtt.connection``): a device's message reaches the
-hub by a direct call, not a task per plugin hook; the ACL is checked without a
-coroutine; routing happens at once instead of through amqtt's broadcast queue,
-and QoS 0 deliveries are written straight to the subscriber's socket while it
-keeps up (``DirectWriter``), amqtt's draining task per delivery only when not.
+Per-message work (``bridges.mqtt.hardened``, ``bridges.mqtt.connection``): a
+QoS 0 or 1 message goes from the client's reader to the checks and routing (no
+hop through amqtt's per-session queue) and reaches the hub by a direct call,
+not a task per plugin hook; the ACL is checked without a coroutine; routing
+happens at once instead of through amqtt's broadcast queue; QoS 0 deliveries
+and PUBACKs are written straight to the socket while it keeps up
+(``DirectWriter``), amqtt's draining task only when not. While the hub's event
+queue is full no connection is read further. Sessions keep their state in a
+``SessionState`` instead of a ``transitions.Machine`` each.
 
 Also fixed because a device fleet hits them: Last Wills reach the core as
 ``MqttMessageReceived`` (amqtt published them without the event);
