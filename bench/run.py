@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -999,7 +1000,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"{row['what']:<{width}}  {shown:>10}  {row['unit']:<5}  {row['detail']}")
     lines += ["", "targets (ratios from this run):"]
     for t in result["targets"]:
-        mark = "met" if t["met"] else "MISSED"
+        mark = "met" if t["met"] else "not measured" if math.isnan(t["value"]) else "MISSED"
         lines.append(f"  {t['target']:<58} {t['value']:>10.2f}  goal {t['goal']:<8} {mark}")
     lines += ["", "commands:"]
     lines += [f"  {name}: {cmd}" for name, cmd in result["commands"].items()]

@@ -52,10 +52,14 @@ from hub.validation import ConfigError, Problem
 logger = logging.getLogger("hub")
 TICK_SECONDS = 1.0
 SHUTDOWN_DRAIN_SECONDS = 3.0
-#: Device records (readings, availability, alerts) and the XMPP-down outbox wait at most this long, or
-#: this many devices, while events keep coming; commands are written before anyone is told about them.
+#: Device records (readings, availability) are written at most this long after they change, every
+#: device changed meanwhile in one transaction. Commands, the outbox, and device records an event tells
+#: someone about by chat (alerts, confirmations) are written before that is sent.
 SAVE_EVERY_SECONDS = 0.5
-SAVE_BATCH = 500
+#: Once the event queue is this full, device traffic waits for room (its TCP connection is read no
+#: further) until the core has brought it down to the second fraction: a flood slows its senders
+#: instead of filling the queue and crowding out operators' stanzas, ticks and link events.
+ROOM_HIGH, ROOM_LOW = 0.75, 0.5
 
 
 def _local_clock(timestamp: float) -> str:
@@ -138,13 +142,17 @@ class App:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=config.limits.event_queue)
         self.dropped_events = 0
         self.metrics = Metrics()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._room_high = max(1, int(config.limits.event_queue * ROOM_HIGH))
+        self._room_low = int(config.limits.event_queue * ROOM_LOW)
         self.store = Store(Path(config.state_dir) / "hub.sqlite3")
         self.core = Hub(self.settings, self.store.subscriptions())
         self._unsaved_devices: dict[str, DeviceRecord] = {}
         self._unsaved_commands: tuple[CommandRecord, ...] | None = None
         self._unsaved_outbox: OutboxRecord | None = None
         self._unsaved_discovery: dict[tuple[str, str], DiscoveryRecord] = {}
-        self._last_save = time.monotonic()
+        self._save_timer: asyncio.TimerHandle | None = None
         self._restore()
         self.mqtt = self._mqtt_adapter()
         self.xmpp = XmppComponent(
@@ -180,6 +188,7 @@ class App:
                 ),
                 self.emit,
                 self.store,
+                room=self,
             )
         ext = mqtt.external
         return ExternalBroker(
@@ -196,6 +205,7 @@ class App:
                 status_topic=f"{ext.client_id}/status",
             ),
             self.emit,
+            room=self,
         )
 
     def _acl_options(self) -> dict[str, Any]:
@@ -222,9 +232,14 @@ class App:
             if isinstance(intent, Log):
                 logs.log(logger, intent.level, intent.event, intent.fields)
 
-    def _save(self, force: bool = False) -> None:
-        """Write what the core changed: commands at once, device records batched while events keep coming."""
-        changes = self.core.take_changes()
+    def _save(self, urgent: bool = True) -> None:
+        """Write what the core changed: commands and the outbox at once, device records when ``urgent``.
+
+        Otherwise changed devices stay with the core and a timer writes them all in one
+        transaction :data:`SAVE_EVERY_SECONDS` later: one SQLite commit per event was a tenth
+        of the hub's time per message, and a device's readings change with every message.
+        """
+        changes = self.core.take_changes(include_devices=urgent)
         for record in changes.devices:
             self._unsaved_devices[record.jid] = record
         if changes.commands is not None:
@@ -233,20 +248,15 @@ class App:
             self._unsaved_outbox = changes.outbox
         for entry in changes.discovery:
             self._unsaved_discovery[(entry.binding, entry.topic)] = entry
+        if not urgent and self._unsaved_commands is None and self._unsaved_outbox is None:
+            if self._unsaved_devices or self._unsaved_discovery or self.core.devices_changed:
+                self._save_later()
+            return
         if (
             not self._unsaved_devices
+            and not self._unsaved_discovery
             and self._unsaved_commands is None
             and self._unsaved_outbox is None
-            and not self._unsaved_discovery
-        ):
-            return
-        now = time.monotonic()
-        if (
-            not force
-            and self._unsaved_commands is None
-            and not self.queue.empty()
-            and len(self._unsaved_devices) < SAVE_BATCH
-            and now - self._last_save < SAVE_EVERY_SECONDS
         ):
             return
         try:
@@ -256,18 +266,36 @@ class App:
                 self._unsaved_outbox,
                 self._unsaved_discovery.values(),
             )
-        except sqlite3.Error as exc:  # a full disk must not stop the hub; the next save tries again
+        except sqlite3.Error as exc:  # a full disk must not stop the hub; the timer tries again
             logs.log(logger, "error", "store.failed", {"error": repr(exc), "devices": len(self._unsaved_devices)})
+            self._save_later()
             return
         self._unsaved_devices.clear()
         self._unsaved_discovery.clear()
         self._unsaved_commands = self._unsaved_outbox = None
-        self._last_save = now
+
+    def _save_later(self) -> None:
+        if self._save_timer is None:
+            self._save_timer = asyncio.get_running_loop().call_later(SAVE_EVERY_SECONDS, self._save_due)
+
+    def _save_due(self) -> None:
+        self._save_timer = None
+        self._save()
+
+    def room_available(self) -> bool:
+        return self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        """Return once the event queue has room for device traffic (see :data:`ROOM_HIGH`)."""
+        if not self._room.is_set():
+            await self._room.wait()
 
     def emit(self, event: Event) -> None:
         """Hand an event to the core without blocking; a full queue drops it and says so."""
         try:
             self.queue.put_nowait(event)
+            if self.queue.qsize() >= self._room_high:
+                self._room.clear()
         except asyncio.QueueFull:
             self.dropped_events += 1
             self.metrics.events_dropped.inc()
@@ -302,7 +330,10 @@ class App:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-            self._save(force=True)
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+                self._save_timer = None
+            self._save()
             self.store.close()
             self.metrics.close()
             logs.log(logger, "info", "hub.stopped")
@@ -334,6 +365,8 @@ class App:
     async def _consume(self) -> None:
         while True:
             event = await self.queue.get()
+            if not self._room.is_set() and self.queue.qsize() <= self._room_low:
+                self._room.set()
             try:
                 intents = self.core.handle(event, time.time())
             except Exception:  # a core bug must not take every other device down with it
@@ -342,7 +375,8 @@ class App:
             self.metrics.event(event)
             if type(event) is Tick:
                 self.metrics.refresh(self.core, self.queue.qsize())
-            self._save()  # before anything is said or sent: what the operator is told is on disk
+            # Before anything is said or sent: commands, and what the operator is told by chat, are on disk.
+            self._save(urgent=any(isinstance(intent, SendChat) for intent in intents))
             for intent in intents:
                 await self._do(intent)
             if isinstance(event, MqttLinkUp):

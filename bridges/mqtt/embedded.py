@@ -22,7 +22,17 @@ amqtt 0.12.1 defects neutralized (DESIGN.md §3), by overriding methods of a
 5. A PUBLISH to a ``$`` topic turned the client into a zombie: it is now dropped
    and logged and the client carries on.
 6. Unbounded per-session offline queues: at most ``max_queued_per_session``,
-   oldest dropped first (routing is still amqtt's linear scan).
+   oldest dropped first; routing by lookup instead of a scan of every filter.
+
+Per-message work (``bridges.mqtt.hardened``, ``bridges.mqtt.connection``): a
+QoS 0 or 1 message goes from the client's reader to the checks and routing (no
+hop through amqtt's per-session queue) and reaches the hub by a direct call,
+not a task per plugin hook; the ACL is checked without a coroutine; routing
+happens at once instead of through amqtt's broadcast queue; QoS 0 deliveries
+and PUBACKs are written straight to the socket while it keeps up
+(``DirectWriter``), amqtt's draining task only when not. While the hub's event
+queue is full no connection is read further. Sessions keep their state in a
+``SessionState`` instead of a ``transitions.Machine`` each.
 
 Also fixed because a device fleet hits them: Last Wills reach the core as
 ``MqttMessageReceived`` (amqtt published them without the event);
@@ -71,6 +81,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
+from amqtt.session import ApplicationMessage
 
 from bridges.mqtt.acl import TopicAcl, check_pattern
 from bridges.mqtt.hardened import HardenedBroker
@@ -79,7 +90,7 @@ from bridges.mqtt.persistence import BrokerChanges, BrokerStateStore
 from bridges.mqtt.plugins import HubAuthPlugin, HubEventsPlugin, HubHooks
 from hub.core.events import MqttLinkUp, MqttMessageReceived
 from hub.core.intents import PublishMqtt
-from hub.core.ports import EventSink
+from hub.core.ports import EventSink, Room
 
 __all__ = ["EmbeddedBroker", "EmbeddedBrokerOptions", "Listener", "hash_password"]
 
@@ -211,11 +222,18 @@ def _broker_config(options: EmbeddedBrokerOptions, hooks: HubHooks) -> BrokerCon
 class EmbeddedBroker:
     """The hub's :class:`~hub.core.ports.MqttPort` when it is the devices' broker."""
 
-    def __init__(self, options: EmbeddedBrokerOptions, emit: EventSink, store: BrokerStateStore | None = None) -> None:
+    def __init__(
+        self,
+        options: EmbeddedBrokerOptions,
+        emit: EventSink,
+        store: BrokerStateStore | None = None,
+        room: Room | None = None,
+    ) -> None:
         self._options = options
         self._emit = emit
         self._store = store
         self._unsaved = BrokerChanges()
+        self._room = room
         self._broker: HardenedBroker | None = None
         #: Set while the listeners accept connections.
         self.ready = asyncio.Event()
@@ -236,6 +254,8 @@ class EmbeddedBroker:
             max_publish_rate=self._options.max_publish_rate,
             max_topic_levels=self._options.max_topic_levels,
             max_subscriptions_per_client=self._options.max_subscriptions_per_client,
+            on_message=self._received,
+            room=self._room.wait_for_room if self._room is not None else None,
         )
         store = self._store
         if store is not None:
@@ -290,6 +310,10 @@ class EmbeddedBroker:
     def refused_over_subscription_limit(self) -> int:
         """Filters refused because their client already held ``max_subscriptions_per_client``."""
         return self._broker.refused_over_subscription_limit if self._broker is not None else 0
+
+    def _received(self, client_id: str | None, message: ApplicationMessage) -> None:
+        """A device's message, after the publish ACL passed, and Last Wills; never the hub's own publishes."""
+        self._emit(MqttMessageReceived(message.topic, bytes(message.data), bool(message.retain), client_id))
 
     async def publish(self, intent: PublishMqtt) -> None:
         """Deliver to the subscribers in-process; with ``retain`` also store it (an empty payload clears).

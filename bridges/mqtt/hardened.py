@@ -13,13 +13,13 @@ import logging
 import ssl
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import websockets
 from amqtt.adapters import (
     ReaderAdapter,
     StreamReaderAdapter,
-    StreamWriterAdapter,
     WebSocketsReader,
     WebSocketsWriter,
     WriterAdapter,
@@ -32,12 +32,16 @@ from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPac
 from amqtt.mqtt.constants import QOS_0, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.session import ApplicationMessage, Session
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.plugins.base import BaseTopicPlugin
+from amqtt.session import INCOMING, ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 from websockets import Subprotocol
 
 from bridges.mqtt.acl import TopicAcl
+from bridges.mqtt.connection import DirectWriter, SessionState
 from bridges.mqtt.framing import PUBLISH, PacketTooLarge, ProtocolViolation, check_packet, decode_remaining_length
+from bridges.mqtt.packets import puback, publish_qos0
 from bridges.mqtt.persistence import (
     BrokerChanges,
     BrokerState,
@@ -71,13 +75,22 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
     keep-alive, so a slow sender cannot hold a connection half-way through a packet.
     A read past the end of the checked packet is a framing error, never a read of the
     next packet. Every :class:`ProtocolViolation` ends amqtt's reader loop, which then
-    closes the connection (the Last Will fires, as for a dropped socket).
+    closes the connection (the Last Will fires, as for a dropped socket). Before a PUBLISH
+    is handed on, ``room`` is awaited: while the hub's event queue is full, nothing more is
+    read and TCP pushes back on the sender.
     """
 
     def __init__(
-        self, inner: Any, max_bytes: int, packet_timeout_s: float, peer: str, publish_rate: float | None = None
+        self,
+        inner: Any,
+        max_bytes: int,
+        packet_timeout_s: float,
+        peer: str,
+        publish_rate: float | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
+        self._room = room
         self._max = max_bytes
         self._packet_timeout = packet_timeout_s
         self._peer = peer
@@ -131,8 +144,14 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
             raise ProtocolViolation(f"packet not complete after {self._packet_timeout:g} s") from None
         check_packet(head[0], body, first=self._first)
         self._first = False
-        if self._rate is not None and head[0] >> 4 == PUBLISH:
-            await self._throttle(self._rate)
+        if head[0] >> 4 == PUBLISH:
+            if self._rate is not None:
+                await self._throttle(self._rate)
+            if self._room is not None:
+                # amqtt reads buffered packets without yielding and delivers each in a task of its own:
+                # yield once, so the previous packet's delivery reaches the hub's queue before room is judged.
+                await asyncio.sleep(0)
+                await self._room()
         self._packet = head + encoded + body
 
     async def _throttle(self, rate: float) -> None:
@@ -160,6 +179,36 @@ class _Queued(RetainedApplicationMessage):  # type: ignore[misc]
 
 
 class HubProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    #: Set by the broker once the client is accepted: takes an incoming QoS 0 or 1 message at once.
+    deliver_now: Callable[[ApplicationMessage], Awaitable[None]] | None = None
+
+    async def _handle_qos0_message_flow(self, app_message: Any) -> None:
+        """An incoming QoS 0 PUBLISH goes to the broker from the reader's task, instead of a queue that
+        the client's message loop empties one ``asyncio.wait`` over four futures at a time (QoS 2,
+        with its PUBREL to wait for, keeps amqtt's flow)."""
+        deliver = self.deliver_now
+        packet = app_message.publish_packet
+        if deliver is None or app_message.direction != INCOMING or (packet is not None and packet.dup_flag):
+            await super()._handle_qos0_message_flow(app_message)
+            return
+        await deliver(app_message)
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        """An incoming QoS 1 PUBLISH likewise, then its PUBACK, written directly when the socket keeps up.
+
+        amqtt queued the message and acknowledged it at once, before any check; here it is
+        checked and routed first, so the acknowledgement follows the hub's acceptance."""
+        deliver = self.deliver_now
+        if deliver is None or app_message.direction != INCOMING or app_message.packet_id is None:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        await deliver(app_message)
+        ack = PubackPacket.build(app_message.packet_id)
+        writer = self.writer
+        if not (isinstance(writer, DirectWriter) and writer.write_now(puback(app_message.packet_id))):
+            await self._send_packet(ack)
+        app_message.puback_packet = ack
+
     def handle_read_timeout(self) -> None:
         """Defect 1: amqtt's reader times out after the keep-alive and then does nothing.
 
@@ -192,9 +241,18 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         max_publish_rate: float | None = None,
         max_topic_levels: int | None = None,
         max_subscriptions_per_client: int | None = None,
+        on_message: Callable[[str | None, ApplicationMessage], None] | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(config)
         self._acl = acl
+        self._on_message = on_message
+        #: Awaited before each PUBLISH is taken (:class:`FramedReader`): while the hub's queue is full no
+        #: connection is read further, so TCP slows the senders instead of the hub dropping events.
+        self._room = room
+        # amqtt calls topic filtering "enabled" whenever plugins come from the config, even with no
+        # topic plugin among them; then it gathers over none, through a task per check.
+        self._topic_plugins = any(isinstance(p, BaseTopicPlugin) for p in self.plugins_manager.plugins)
         self._publish_rate = max_publish_rate
         self._max_packet_bytes = max_packet_bytes
         self._max_queued = max_queued_per_session
@@ -306,8 +364,9 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 self._connect_timeout_s,
                 str(peer),
                 self._publish_rate,
+                self._room,
             ),
-            StreamWriterAdapter(writer),
+            DirectWriter(writer),
         )
 
     async def ws_connected(self, websocket: Any, listener_name: str) -> None:
@@ -320,6 +379,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 self._connect_timeout_s,
                 str(peer),
                 self._publish_rate,
+                self._room,
             ),
             WebSocketsWriter(websocket),
         )
@@ -393,8 +453,11 @@ class HardenedBroker(Broker):  # type: ignore[misc]
 
         if session.keep_alive > 0:
             session.keep_alive = session.keep_alive * _KEEPALIVE_FACTOR  # the reader's timeout
+        if not isinstance(session.transitions, SessionState):
+            session.transitions = SessionState(session, session.transitions.state)
         session.attributes[_AUTHENTICATED] = True
         self._session_changed(client_id)  # new, renewed, or a clean one replacing a persistent one
+        handler.deliver_now = functools.partial(self._deliver_now, handler)
         return handler, session
 
     async def _take_over(self, client_id: str) -> None:
@@ -430,9 +493,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                     client_session.will_message,
                     bool(client_session.will_retain),
                 )
-                await self.plugins_manager.fire_event(
-                    BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=will
-                )
+                await self._report(client_session.client_id, will)
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
             self._session_changed(client_session.client_id)  # its disconnect time starts the expiry clock
@@ -442,18 +503,30 @@ class HardenedBroker(Broker):  # type: ignore[misc]
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         """The per-device ACL (``bridges.mqtt.acl``) first, then any topic plugin (none is loaded)."""
-        acl = self._acl
-        if acl is not None:
-            username = session.username if session is not None else None
-            if action is Action.PUBLISH:
-                allowed = acl.may_publish(username, topic)
-            elif action is Action.SUBSCRIBE:
-                allowed = acl.may_subscribe(username, topic)
-            else:
-                allowed = acl.may_receive(username, topic)
-            if not allowed:
-                return False
+        if not self._acl_allows(session, topic, action):
+            return False
+        if not self._topic_plugins:
+            return True
         return bool(await super()._topic_filtering(session, topic, action))
+
+    def _acl_allows(self, session: Session | None, topic: str, action: Action) -> bool:
+        """The per-device ACL alone: synchronous, so the message path checks it without a coroutine."""
+        acl = self._acl
+        if acl is None:
+            return True
+        username = session.username if session is not None else None
+        if action is Action.PUBLISH:
+            return acl.may_publish(username, topic)
+        if action is Action.SUBSCRIBE:
+            return acl.may_subscribe(username, topic)
+        return acl.may_receive(username, topic)
+
+    async def _report(self, client_id: str | None, message: ApplicationMessage) -> None:
+        """A device's message (or Last Will) for the hub: a direct call, not a task per plugin hook."""
+        if self._on_message is not None:
+            self._on_message(client_id, message)
+        else:
+            await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_id, message=message)
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         """Authentication already happened in :meth:`_initialize_client_session`; report its result."""
@@ -530,16 +603,27 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         QoS travels with the message so delivery uses min(publish, subscription) QoS.
         """
         message: ApplicationMessage | None = wait_deliver.result()
-        if message is None:
-            return True
+        if message is not None:
+            await self._deliver(client_session, handler, message)
+        return True
+
+    async def _deliver_now(self, handler: BrokerProtocolHandler, message: ApplicationMessage) -> None:
+        """:attr:`HubProtocolHandler.deliver_now`: a QoS 0 message straight from the client's reader."""
+        if handler.session is not None:
+            await self._deliver(handler.session, handler, message)
+
+    async def _deliver(
+        self, client_session: Session, handler: BrokerProtocolHandler, message: ApplicationMessage
+    ) -> None:
+        """Check, report and route one message from a client (the checks of :meth:`_handle_message_delivery`)."""
         topic = message.topic
         if not topic or "#" in topic or "+" in topic:
             log.warning("MQTT client %r published to invalid topic %r: disconnecting", client_session.client_id, topic)
             await handler.handle_connection_closed()
-            return True
+            return
         if topic.startswith("$"):
             log.warning("MQTT client %r may not publish to %r: message dropped", client_session.client_id, topic)
-            return True
+            return
         if self._too_deep(topic):
             self.too_deep_topics += 1
             log.warning(
@@ -548,18 +632,18 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 topic,
                 self._max_levels,
             )
-            return True
-        if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
+            return
+        if not self._acl_allows(client_session, topic, Action.PUBLISH) or (
+            self._topic_plugins
+            and not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH)
+        ):
             log.info("MQTT client %r not allowed to publish to %r", client_session.client_id, topic)
-            return True
-        await self.plugins_manager.fire_event(
-            BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
-        )
+            return
+        await self._report(client_session.client_id, message)
         qos = message.qos if message.qos is not None else QOS_0
         await self._broadcast_message(client_session, topic, message.data, qos)
         if message.publish_packet is not None and message.publish_packet.retain_flag:
             await self.retain_message(client_session, topic, message.data, qos)
-        return True
 
     # --- routing ----------------------------------------------------------------------------------
 
@@ -642,6 +726,48 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             if found and self._matches(topic, topic_filter):
                 routes.append(found)
         return routes
+
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: bytes | None, force_qos: int | None = None
+    ) -> None:
+        """Route at once instead of through amqtt's broadcast queue, which cost a task and a wait
+        per message. With a topic plugin loaded (the hub loads none) the receive check may need
+        to await it, so amqtt's queue and :meth:`_run_broadcast` are used as before."""
+        if self._topic_plugins or topic is None:
+            await super()._broadcast_message(session, topic, data, force_qos)
+            return
+        self._route_now(session, topic, data or b"", QOS_2 if force_qos is None else force_qos)
+
+    def _route_now(self, source: Session | None, topic: str, data: bytes, publish_qos: int) -> None:
+        """:meth:`_run_broadcast`'s rules without an await: QoS 0 deliveries written directly
+        (:class:`DirectWriter`), the others as amqtt's delivery tasks in the broadcast loop's queue."""
+        running = self._tasks_queue
+        while running and running[0].done():
+            _reap(running.popleft())
+        packet: bytes | None = None
+        for subscriptions in self._routes(topic):
+            for target, sub_qos in subscriptions:
+                qos = min(publish_qos, sub_qos)
+                if not self._acl_allows(target, topic, Action.RECEIVE):
+                    continue
+                if not target.transitions.is_connected():
+                    if qos > QOS_0 and not target.clean_session and not target.is_anonymous:
+                        self._queue_offline(target, source, topic, data, qos)
+                    continue
+                handler = self._get_handler(target)
+                if handler is None:
+                    continue
+                writer = handler.writer
+                direct = isinstance(writer, DirectWriter)
+                if qos == QOS_0 and direct:
+                    if packet is None:
+                        packet = publish_qos0(topic, data)
+                    if writer.write_now(packet):
+                        continue
+                delivery = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
+                if qos == QOS_0 and direct:
+                    writer.queued(delivery)
+                running.append(delivery)
 
     async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
         """Route one message to its subscribers.
@@ -775,3 +901,11 @@ class HardenedBroker(Broker):  # type: ignore[misc]
                 len(state.retained),
                 len(state.sessions),
             )
+
+def _reap(delivery: asyncio.Future[Any]) -> None:
+    """A finished delivery task: its failure is logged, never raised into the sender's path."""
+    if delivery.cancelled():
+        return
+    exc = delivery.exception()
+    if exc is not None:
+        log.warning("MQTT delivery failed: %r", exc)

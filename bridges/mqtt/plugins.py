@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
-from amqtt.session import ApplicationMessage, Session
+from amqtt.session import Session
 
 from bridges.mqtt.passwords import PasswordVerifier
-from hub.core.events import MqttClientConnected, MqttClientDisconnected, MqttMessageReceived
+from hub.core.events import MqttClientConnected, MqttClientDisconnected
 from hub.core.ports import EventSink
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class HooksConfig:
 
 
 class HubEventsPlugin(BasePlugin):  # type: ignore[misc]  # amqtt ships no type hints
-    """Reports sessions and accepted messages to the core."""
+    """Reports sessions to the core. Messages do not come through a hook: amqtt runs every hook
+    call as a task, so the broker hands them to ``EmbeddedBroker`` directly (``on_message``)."""
 
     Config = HooksConfig
 
@@ -52,11 +53,6 @@ class HubEventsPlugin(BasePlugin):  # type: ignore[misc]  # amqtt ships no type 
 
     async def on_broker_client_disconnected(self, *, client_id: str, client_session: Session) -> None:
         self._emit(MqttClientDisconnected(client_id, client_session.username))
-
-    async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
-        """Fires after the publish ACL passed (``_received`` fires before) and for Last Wills,
-        never for the hub's own publishes."""
-        self._emit(MqttMessageReceived(message.topic, bytes(message.data), bool(message.retain), client_id))
 
 
 class HubAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]

@@ -54,7 +54,11 @@ def _flatten(obj: dict[str, object], prefix: str, out: Readings, depth: int) -> 
     for key, value in obj.items():
         if len(out) >= MAX_READINGS:
             return
-        name = f"{prefix}{key}"
+        name = prefix + key if prefix else key
+        if type(value) is float:  # the common case first: a sensor's reading
+            if math.isfinite(value):
+                out[name] = value
+            continue
         if isinstance(value, dict):
             if depth < _MAX_DEPTH:
                 _flatten(value, f"{name}.", out, depth + 1)

@@ -339,21 +339,37 @@ class Hub:
 
     # ------------------------------------------------------------------ durable state
 
-    def take_changes(self) -> Changes:
-        """Records of what changed since the last call, for the app to store; empty if nothing did."""
-        devices = tuple(self._device_record(self.devices[jid]) for jid in sorted(self._dirty) if jid in self.devices)
-        self._dirty.clear()
-        commands = [*self.pending.values(), *(c for queue in self.queued.values() for c in queue)]
+    def take_changes(self, include_devices: bool = True) -> Changes:
+        """Records of what changed since the last call, for the app to store; empty if nothing did.
+
+        Commands and the outbox always come out: they must be stored before anyone is told about
+        them. With ``include_devices=False`` changed devices are kept for a later call (the app
+        batches them), unless commands or the outbox changed too: then everything comes out, so
+        what is stored stays one consistent state.
+        """
         outbox = None
         if self._held_version != self._saved_held_version:
             self._saved_held_version = self._held_version
             outbox = OutboxRecord(tuple((c.sender, c.to, c.body) for c in self.held), self.held_dropped)
+        command_records = None
+        if self.pending or self.queued or self._saved_cids:  # after every event: skip the common "none at all"
+            commands = [*self.pending.values(), *(c for queue in self.queued.values() for c in queue)]
+            cids = frozenset(c.cid for c in commands)
+            if cids != self._saved_cids:
+                self._saved_cids = cids
+                command_records = tuple(c.record() for c in commands)
+        devices: tuple[DeviceRecord, ...] = ()
+        if include_devices or command_records is not None or outbox is not None:
+            found = (self.devices.get(jid) for jid in sorted(self._dirty))
+            devices = tuple(self._device_record(device) for device in found if device is not None)
+            self._dirty.clear()
         discovery = tuple(DiscoveryRecord(*entry) for entry in self.discovery.take_unsaved())
-        cids = frozenset(c.cid for c in commands)
-        if cids == self._saved_cids:
-            return Changes(devices, None, outbox, discovery)
-        self._saved_cids = cids
-        return Changes(devices, tuple(c.record() for c in commands), outbox, discovery)
+        return Changes(devices, command_records, outbox, discovery)
+
+    @property
+    def devices_changed(self) -> bool:
+        """Whether devices changed since the last :meth:`take_changes` that included them."""
+        return bool(self._dirty)
 
     @staticmethod
     def _device_record(device: Device) -> DeviceRecord:
@@ -897,6 +913,11 @@ class Hub:
     def _refresh(self, device: Device, now: float) -> list[Intent]:
         """Send the device's presence to its subscribers if it changed since last said."""
         if not self.xmpp_up:
+            return []
+        last = self._presence_sent_at.get(device.jid)
+        if last is not None and 0 <= now - last < self.settings.presence_min_interval:
+            # Coalescing: nothing may go out yet, so the presence is not even derived (most messages of
+            # a chatty device end here); a later refresh, at the latest the next tick, sends the latest.
             return []
         current = self._presence(device, now)
         if current == device.announced:

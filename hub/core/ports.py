@@ -14,6 +14,16 @@ from hub.core.intents import AnswerCommand, AnswerDisco, PublishMqtt, SendChat, 
 
 EventSink = Callable[[Event], None]
 
+
+class Room(Protocol):
+    """Whether the queue behind an :data:`EventSink` takes device traffic now; adapters that can slow
+    their senders (stop reading a socket) wait for it instead of emitting into a full queue."""
+
+    def room_available(self) -> bool: ...
+
+    async def wait_for_room(self) -> None: ...
+
+
 XmppIntent = SendPresence | SendSubscription | SendChat | AnswerDisco | AnswerCommand
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.core.mapping import Binding, MappingError, Route, Router, TopicRole
+from hub.core.mapping import MEMO_LIMIT, Binding, MappingError, Route, Router, TopicRole
 from hub.core.profile import AvailabilitySpec, CommandSpec, Profile, TelemetrySpec
 from hub.core.topics import TopicTemplate, filter_matches
 
@@ -56,6 +56,32 @@ def test_routes_the_hub_convention(hub_binding: Binding, topic: str, role: Topic
 )
 def test_unclaimed_topics_route_nowhere(hub_binding: Binding, topic: str) -> None:
     assert Router([hub_binding], DOMAIN).route(topic) is None
+
+
+def test_routing_answers_stay_the_same_when_remembered_and_past_the_memo_limit(hub_binding: Binding) -> None:
+    router = Router([hub_binding], DOMAIN)
+    expected = Route(hub_binding, TopicRole.TELEMETRY, "k1")
+    assert router.route("devices/k1/telemetry") == expected
+    assert router.route("devices/k1/telemetry") == expected  # from the memo
+    assert router.route("devices/+/telemetry") is None
+    for n in range(MEMO_LIMIT + 10):  # a flood of made-up topics: the memo starts afresh, answers do not change
+        assert router.route(f"junk/{n}") is None
+        assert router.jid_for(hub_binding, f"d{n}") == f"d{n}@hub.example"
+    assert len(router._routes) <= MEMO_LIMIT and len(router._jids) <= MEMO_LIMIT
+    assert router.route("devices/k1/telemetry") == expected
+    assert router.route("devices/+/telemetry") is None
+
+
+def test_remembered_jids_tell_bindings_with_other_prefixes_apart(hub_profile: Profile) -> None:
+    plain = Binding("lab", hub_profile, {"base": "lab"})
+    prefixed = Binding("lab", hub_profile, {"base": "lab"}, jid_prefix="lab-")
+    router = Router([plain], DOMAIN)
+    assert router.jid_for(plain, "k1") == "k1@hub.example"
+    assert router.jid_for(prefixed, "k1") == "lab-k1@hub.example"
+    with pytest.raises(MappingError):  # errors are not remembered as answers
+        router.jid_for(plain, " padded")
+    with pytest.raises(MappingError):
+        router.jid_for(plain, " padded")
 
 
 def test_binding_slots_override_profile_defaults(hub_profile: Profile) -> None:

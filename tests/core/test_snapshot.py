@@ -68,6 +68,24 @@ def test_take_changes_names_what_changed_and_only_that(hub_binding: Binding) -> 
     assert hub.take_changes().commands == ()
 
 
+def test_devices_can_wait_for_a_later_take_but_commands_never_do(hub_binding: Binding) -> None:
+    hub = make_hub(hub_binding, subscriptions=SUBSCRIBERS)
+    up(hub)
+    hub.take_changes()
+    hub.handle(telemetry("k1", READINGS), T0)
+    assert hub.devices_changed
+    assert not hub.take_changes(include_devices=False)  # kept for the batched write
+    assert hub.devices_changed
+    hub.handle(telemetry("k1", {"temperature": 22.5}), T0 + 1)
+    hub.handle(chat(OPERATOR, "set target 22"), T0 + 1)
+    changes = hub.take_changes(include_devices=False)
+    # A command changed: the devices come with it, so the stored state is one consistent moment.
+    assert [c.cid for c in changes.commands or ()] == ["h-1"]
+    assert [d.jid for d in changes.devices] == [K1]
+    assert dict(changes.devices[0].readings)["temperature"] == 22.5
+    assert not hub.devices_changed and not hub.take_changes()
+
+
 def _restarted(old: Hub, binding: Binding) -> Hub:
     """A new process: the records the old hub handed out, restored into a fresh core."""
     stored_devices = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -292,3 +293,89 @@ async def test_sigkill_while_a_command_awaits_confirmation_still_reports_its_out
     finally:
         if hub.process is not None:
             await hub.kill(signal.SIGTERM)
+
+
+async def test_readings_written_later_in_a_batch_survive_sigkill(prosody: XmppServer, tmp_path: Path) -> None:
+    """Readings are not committed per message but by the save timer, with no further event needed;
+    once it has run, signal 9 loses nothing: the restarted hub shows the last reading."""
+    user, password = await prosody.new_user_async("admin")
+    mqtt_port = free_port()
+    hub = HubProcess(
+        _hub_config(tmp_path, prosody, user, mqtt_port), {**os.environ, "HUB_XMPP__SECRET": prosody.component_secret}
+    )
+    jid = f"kitchen-temp@{prosody.component_domain}"
+    database = tmp_path / "state" / "hub.sqlite3"
+    await hub.start()
+    try:
+        async with Operator(prosody, user, password) as op:
+            await subscribed(op, jid)
+            for value in (21.0, 22.0, 23.4):  # below the alert: nothing is said by chat, so nothing is urgent
+                await mosquitto_pub(mqtt_port, "devices/kitchen-temp/telemetry", f'{{"temperature": {value}}}')
+            await op.wait_presence(jid, lambda p: "23.4 °C" in p.status)
+            await _until_stored(database, jid, '"temperature":23.4')
+            assert await hub.kill(signal.SIGKILL) == -signal.SIGKILL
+            await hub.start()
+            await op.wait_presence(jid, lambda p: "23.4 °C" in p.status and "not seen yet" not in p.status)
+    finally:
+        if hub.process is not None:
+            await hub.kill(signal.SIGTERM)
+
+
+async def _until_stored(database: Path, jid: str, text: str, timeout: float = 10.0) -> None:
+    """Poll the hub's database (read-only, beside the running hub: WAL allows it) until ``jid``'s row has ``text``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT record FROM devices WHERE jid = ?", (jid,)).fetchone()
+        finally:
+            db.close()
+        if row is not None and text in row[0]:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{jid}'s stored record never had {text!r}: {row}")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_flood_waits_for_room_in_the_event_queue_instead_of_losing_events(
+    prosody: XmppServer,
+    make_hub: Callable[..., HubRunner],  # noqa: F811
+) -> None:
+    """10 devices send 300 messages each in one burst into an event queue of 20: the broker hands the
+    hub one packet per connection at a time and stops reading while the queue is full (TCP slows the
+    senders), so no event is dropped, every device's last reading arrives and the operator's
+    subscription, which goes through the same queue meanwhile, is answered."""
+    user = await prosody.new_user_async("admin")
+    limits = {"confirm_timeout": 2, "event_queue": 20}
+    runner = make_hub(prosody, "embedded", operators={user[0]: "operator"}, extra={"limits": limits})
+    devices, count = [f"flood-{i}" for i in range(10)], 300
+
+    def packet(first: int, body: bytes) -> bytes:
+        return bytes([first, len(body)]) + body
+
+    def field(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+
+    async with runner.running() as app, Operator(prosody, *user) as op:
+        writers = []
+        for device_id in devices:
+            reader, writer = await asyncio.open_connection("127.0.0.1", runner.broker_port)
+            login = field(b"MQTT") + bytes([4, 0xC2]) + (0).to_bytes(2, "big")
+            login += field(device_id.encode()) + field(b"tester") + field(DEVICE_PASSWORD.encode())
+            writer.write(packet(0x10, login))
+            assert (await asyncio.wait_for(reader.readexactly(4), 10))[3] == 0
+            topic = field(f"devices/{device_id}/telemetry".encode())
+            writer.write(b"".join(packet(0x30, topic + b'{"n": %d}' % n) for n in range(1, count + 1)))
+            writers.append(writer)
+        await subscribed(op, runner.jid("kitchen-temp"))
+        for device_id in devices:
+            jid = runner.jid(device_id)
+            await _until(
+                lambda jid=jid: jid in app.core.devices and app.core.devices[jid].readings.get("n") == count,  # type: ignore[misc]
+                f"{device_id}'s last reading",
+                timeout=30,
+            )
+        assert app.dropped_events == 0
+        for writer in writers:
+            writer.close()

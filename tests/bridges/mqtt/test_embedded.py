@@ -20,6 +20,7 @@ from tests.bridges.mqtt.embedded_support import (
     PASSWORDS,
     EventLog,
     Paho,
+    connect_packet,
     embedded_broker,
     paho,
     raw_connect,
@@ -70,6 +71,34 @@ async def test_events_for_connect_publish_disconnect() -> None:
             MqttMessageReceived("devices/e/status", b"online", False, "dev-e"),
             MqttClientDisconnected("dev-e", "bob"),
         ]
+
+
+async def test_qos0_publishes_sent_with_the_connect_are_reported_after_it_and_in_order() -> None:
+    """QoS 0 and 1 messages go from the client's reader to the hub without amqtt's queue: even packets
+    that arrive in the same segment as the CONNECT are reported after the connection, in the order sent,
+    and the QoS 1 one is acknowledged."""
+    async with embedded_broker() as running:
+        def publish(topic: bytes, payload: bytes, qos: int = 0) -> bytes:
+            body = len(topic).to_bytes(2, "big") + topic + ((7).to_bytes(2, "big") if qos else b"") + payload
+            return bytes([0x30 | qos << 1, len(body)]) + body
+
+        reader, writer = await asyncio.open_connection(HOST, running.port)
+        writer.write(
+            connect_packet("dev-q", keepalive=0, user="bob")
+            + publish(b"devices/q/telemetry", b'{"n": 1}')
+            + publish(b"$SYS/forbidden", b"x")  # dropped, the client carries on (defect 5)
+            + publish(b"devices/q/telemetry", b'{"n": 2}', qos=1)
+            + publish(b"devices/q/telemetry", b'{"n": 3}')
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readexactly(4), 5))[3] == 0  # CONNACK: accepted
+        assert (await asyncio.wait_for(reader.readexactly(4), 5))[0] == 0x40  # PUBACK of the QoS 1 one
+        await running.events.wait_for(MqttMessageReceived("devices/q/telemetry", b'{"n": 3}', False, "dev-q"))
+        await wait_until(lambda: len(running.events.of_type(MqttMessageReceived)) >= 3)
+        reported = [e for e in running.events.events if isinstance(e, MqttClientConnected | MqttMessageReceived)]
+        assert reported[0] == MqttClientConnected("dev-q", "bob")
+        assert [e.payload for e in reported[1:]] == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+        writer.close()
 
 
 async def test_publish_reaches_subscriber_without_echo() -> None:
@@ -261,3 +290,44 @@ async def test_topics_the_hub_starts_reading_get_their_retained_message_once() -
         assert running.events.events[before:] == [MqttMessageReceived("zigbee2mqtt/bridge/state", b"online", True)]
         await running.adapter.subscribe(("zigbee2mqtt/bridge/state",))  # the device described again: not twice
         assert running.events.events[before:] == [MqttMessageReceived("zigbee2mqtt/bridge/state", b"online", True)]
+
+
+async def test_a_subscriber_that_reads_slowly_gets_every_qos0_message_in_order() -> None:
+    """QoS 0 deliveries are written at once while the subscriber's socket keeps up and wait behind it when
+    it does not (``DirectWriter``): a reader slower than the publisher misses nothing and sees no reordering."""
+    count, size = 400, 50_000
+    async with embedded_broker() as running:
+        reader, writer = await raw_connect(running.port, "slow", keepalive=0)
+        topic = b"devices/slow/cmd"
+        body = (1).to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic + b"\x00"
+        writer.write(bytes([0x82, len(body)]) + body)
+        assert (await asyncio.wait_for(reader.readexactly(5), 5))[0] == 0x90  # SUBACK
+
+        async def read_slowly() -> list[int]:
+            seen: list[int] = []
+            while len(seen) < count:
+                if len(seen) % 20 == 0:
+                    await asyncio.sleep(0.01)  # behind the publisher: the broker's socket buffer fills up
+                first = await asyncio.wait_for(reader.readexactly(1), 10)
+                assert first[0] == 0x30, f"not a QoS 0 PUBLISH: {first!r}"
+                length, shift = 0, 0
+                while True:
+                    byte = (await reader.readexactly(1))[0]
+                    length += (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                packet = await reader.readexactly(length)
+                name_length = int.from_bytes(packet[:2], "big")
+                assert packet[2 : 2 + name_length] == topic
+                payload = packet[2 + name_length :]
+                assert len(payload) == 4 + size
+                seen.append(int.from_bytes(payload[:4], "big"))
+            return seen
+
+        reading = asyncio.create_task(read_slowly())
+        for n in range(count):
+            await running.adapter.publish(PublishMqtt(topic.decode(), n.to_bytes(4, "big") + b"x" * size, qos=0))
+            await asyncio.sleep(0)  # let deliveries queued behind the socket run in between
+        assert await reading == list(range(count))
+        writer.close()

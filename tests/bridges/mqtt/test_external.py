@@ -98,11 +98,27 @@ def options_for(broker: MosquittoBroker, **overrides: object) -> ExternalBrokerO
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
+class Gate:
+    """The hub's queue as the adapter sees it (``hub.core.ports.Room``): open, or full until opened."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.opened.set()
+
+    def room_available(self) -> bool:
+        return self.opened.is_set()
+
+    async def wait_for_room(self) -> None:
+        await self.opened.wait()
+
+
 @contextlib.asynccontextmanager
-async def running(options: ExternalBrokerOptions) -> AsyncIterator[tuple[ExternalBroker, Recorder]]:
+async def running(
+    options: ExternalBrokerOptions, room: Gate | None = None
+) -> AsyncIterator[tuple[ExternalBroker, Recorder]]:
     """Run the adapter as a task; on exit cancel it and surface any crash."""
     recorder = Recorder()
-    hub = ExternalBroker(options, recorder)
+    hub = ExternalBroker(options, recorder, room)
     task = asyncio.create_task(hub.run(), name="external-broker")
     try:
         yield hub, recorder
@@ -199,7 +215,7 @@ def test_password_never_in_repr() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [{"qos": 3}, {"reconnect_min_delay": 0}, {"reconnect_min_delay": 5, "reconnect_max_delay": 1},
-     {"max_pending_publishes": 0}, {"password": "x"}],
+     {"max_pending_publishes": 0}, {"max_waiting_messages": 0}, {"password": "x"}],
 )  # fmt: skip
 def test_options_reject_nonsense(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -232,6 +248,25 @@ async def test_paho_messages_arrive_with_binary_payload(mosquitto: MosquittoBrok
         got = await events.message("dev/bin")
         assert got.payload == payload
         assert got.retain is False
+
+
+async def test_while_the_hub_is_full_messages_wait_in_order_and_the_overflow_is_counted(
+    mosquitto: MosquittoBroker,
+) -> None:
+    gate = Gate()
+    async with running(options_for(mosquitto, max_waiting_messages=5), gate) as (hub, events):
+        await events.link_up()
+        gate.opened.clear()
+        batch = [{"topic": "dev/full", "payload": str(n), "qos": 1} for n in range(1, 9)]
+        await asyncio.to_thread(paho_publish.multiple, batch, hostname=mosquitto.host, port=mosquitto.port)
+        # One message waits in the adapter's hands for room, max_waiting_messages more behind it.
+        await until(lambda: hub.dropped_messages == 2, "the 2 messages beyond those dropped")
+        assert not any(isinstance(e, MqttMessageReceived) for e in events.drain())
+        gate.opened.set()
+        payloads = [(await events.message("dev/full")).payload for _ in range(6)]
+        assert payloads == [b"1", b"2", b"3", b"4", b"5", b"6"]
+        await mosquitto_pub(mosquitto, "dev/full", "after")  # room again: straight through
+        assert (await events.message("dev/full")).payload == b"after"
 
 
 async def test_retained_before_connect_arrive_with_retain_true(mosquitto: MosquittoBroker) -> None:
