@@ -226,7 +226,8 @@ class Hub:
         self._presence_tokens = settings.presence_budget
         self._presence_filled_at: float | None = None
         #: Presence held back by coalescing, per device JID (the latest wins), and how many since start.
-        self.presence_held: dict[str, tuple[Show, str]] = {}
+        #: Devices whose presence change coalescing holds back now, and how many changes it held in all.
+        self.presence_held: set[str] = set()
         self.presence_held_total = 0
         self._saved_cids: frozenset[str] = frozenset()
         self.xmpp_up = False
@@ -910,26 +911,33 @@ class Hub:
     def _authorized_subscribers(self, device_jid: str, group: str | None) -> list[str]:
         return sorted(op for op in self.subscribers.get(device_jid, ()) if self.auth.role_for(op, group) is not None)
 
-    def _refresh(self, device: Device, now: float) -> list[Intent]:
-        """Send the device's presence to its subscribers if it changed since last said."""
+    def _refresh(self, device: Device, now: float, changed: bool = True) -> list[Intent]:
+        """Send the device's presence to its subscribers if it changed since last said.
+
+        ``changed`` is False for the tick's look at every device: a refresh held then is not a
+        new change to count as held.
+        """
         if not self.xmpp_up:
             return []
         last = self._presence_sent_at.get(device.jid)
         if last is not None and 0 <= now - last < self.settings.presence_min_interval:
             # Coalescing: nothing may go out yet, so the presence is not even derived (most messages of
             # a chatty device end here); a later refresh, at the latest the next tick, sends the latest.
+            if changed:
+                self.presence_held.add(device.jid)
+                self.presence_held_total += 1
             return []
         current = self._presence(device, now)
         if current == device.announced:
-            self.presence_held.pop(device.jid, None)  # changed back before the held one went out
+            self.presence_held.discard(device.jid)  # changed back before the held one went out
             return []
         subscribers = self._authorized_subscribers(device.jid, device.group)
         if subscribers and not self._may_send_presence(device.jid, len(subscribers), now):
-            if self.presence_held.get(device.jid) != current:
-                self.presence_held[device.jid] = current
+            if changed or device.jid not in self.presence_held:
+                self.presence_held.add(device.jid)
                 self.presence_held_total += 1
             return []  # held: a later refresh (at the latest the next tick) sends the then-current presence
-        self.presence_held.pop(device.jid, None)
+        self.presence_held.discard(device.jid)
         device.announced = current
         show, status = current
         return [SendPresence(device.jid, op, show, status) for op in subscribers]
@@ -1392,5 +1400,5 @@ class Hub:
                     out += self._tell_subscribers(
                         device, f"⚠ {device.name}: still {alert_text(device, state)} (since {since})"
                     )
-            out += self._refresh(device, now)
+            out += self._refresh(device, now, changed=False)
         return out + self._refresh_hub()

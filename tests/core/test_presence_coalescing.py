@@ -65,7 +65,7 @@ def test_changes_within_the_interval_are_held_and_the_latest_wins(hub_binding: B
     released = presences(hub.handle(Tick(), T0 + 2.0))
     assert {p.to for p in released} == set(OPS)
     assert all("24.9 °C" in p.status for p in released)  # the latest value, not the first held one
-    assert hub.presence_held == {}
+    assert hub.presence_held == set()
     assert presences(hub.handle(Tick(), T0 + 3.0)) == []  # nothing new: nothing sent
 
 
@@ -80,8 +80,8 @@ def test_a_change_that_is_undone_within_the_interval_sends_nothing(hub_binding: 
     reading(hub, 0, 20.0, T0)
     assert reading(hub, 0, 25.0, T0 + 0.5) == []
     assert reading(hub, 0, 20.0, T0 + 1.0) == []
-    assert hub.presence_held == {}  # nothing left to send
     assert presences(hub.handle(Tick(), T0 + 2.5)) == []  # what operators last saw is current again
+    assert hub.presence_held == set()  # nothing left to send
 
 
 def test_probes_are_answered_at_once_with_the_current_presence(hub_binding: Binding) -> None:
