@@ -234,7 +234,10 @@ class Bench:
         proc.wait_line("READY", 30)
         return proc, port
 
-    def hub_config(self, name: str, server: ProsodyServer, operator: str, *, external_port: int | None) -> Path:
+    def hub_config(
+        self, name: str, server: ProsodyServer, operator: str, *, external_port: int | None, tree: Path | None = None
+    ) -> Path:
+        """A hub's config; for another checkout (``tree``), without the keys its config does not know yet."""
         data: dict[str, Any] = {
             "xmpp": {
                 "domain": server.component_domain,
@@ -268,6 +271,8 @@ class Bench:
                 "mode": "external",
                 "external": {"host": "127.0.0.1", "port": external_port, "client_id": f"hub-{secrets.token_hex(3)}"},
             }
+        if tree is not None and "operator_commands_per_minute" not in (tree / "hub" / "config.py").read_text():
+            del data["limits"]["operator_commands_per_minute"]
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
@@ -642,7 +647,7 @@ def _run(bench: Bench, profile: Path | None) -> dict[str, Any]:
 
     if bench.baseline is not None:
         prosody_b, op_b, pw_b = bench.start_prosody("hubb")
-        conf_b = bench.hub_config("hubb", prosody_b, op_b, external_port=None)
+        conf_b = bench.hub_config("hubb", prosody_b, op_b, external_port=None, tree=bench.baseline)
         hub_b, count_b = bench.start_hub("hubb", conf_b, cwd=bench.baseline)
         port_b = int(yaml.safe_load(conf_b.read_text())["mqtt"]["embedded"]["listeners"][0]["port"])
         rev = bench.baseline.name
