@@ -1,24 +1,13 @@
-"""Recorded device traffic (tests/fixtures/<family>/traffic.json) and a paho client that replays it."""
+"""A paho client that replays recorded device traffic (:mod:`tests.support.traffic`) into a running hub."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
+from tests.support.traffic import Traffic, load_traffic
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
-
-Traffic = dict[str, list[dict[str, Any]]]
-
-
-def load_traffic(family: str) -> Traffic:
-    """Scenario name → the messages a family's devices publish, in order, as its documentation shows them."""
-    traffic: Traffic = json.loads((FIXTURES / family / "traffic.json").read_text(encoding="utf-8"))
-    return traffic
+__all__ = ["Traffic", "device_client", "load_traffic", "replay"]
 
 
 def device_client(runner: HubRunner, client_id: str, username: str = "tester") -> mqtt.Client:

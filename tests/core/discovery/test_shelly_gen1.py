@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,51 +16,33 @@ from hypothesis import strategies as st
 from device_profiles.loader import builtin_profiles
 from hub.core.auth import Grant
 from hub.core.discovery import MAPPERS, Discovery, DiscoveryError, DiscoveryInput
-from hub.core.events import ChatReceived, MqttLinkUp, MqttMessageReceived, SubscriptionRequested, XmppLinkUp
-from hub.core.hub import Hub, HubSettings
-from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, Show
+from hub.core.events import MqttMessageReceived, SubscriptionRequested
+from hub.core.hub import Hub
+from hub.core.intents import Intent, Log, SendPresence, Show
 from hub.core.mapping import Binding
 from hub.core.profile import Role
+from tests.core.discovery import family
+from tests.core.discovery.family import T0, chats, linked_hub, play, publishes
+from tests.support.traffic import load_traffic
 
-TRAFFIC: dict[str, list[dict[str, Any]]] = json.loads(
-    (Path(__file__).parents[2] / "fixtures" / "shelly_gen1" / "traffic.json").read_text(encoding="utf-8")
-)
+TRAFFIC = load_traffic("shelly_gen1")
 PROFILE = builtin_profiles()["shelly-gen1"]
 DOMAIN = "hub.example"
 OPERATOR = "op@example.org"
-T0 = 1000.0
 PLUG = f"shelly1pm-84cca8abcdef@{DOMAIN}"
 HT = f"shellyht-6f1a2b@{DOMAIN}"
 
 
 def make_hub() -> Hub:
-    settings_ = HubSettings(
-        domain=DOMAIN, bindings=(Binding("shelly-gen1", PROFILE),), grants={OPERATOR: Grant(Role.OPERATOR)}
-    )
-    hub = Hub(settings_)
-    hub.handle(XmppLinkUp(), T0)
-    hub.handle(MqttLinkUp(), T0)
-    return hub
+    return linked_hub(Binding("shelly-gen1", PROFILE), {OPERATOR: Grant(Role.OPERATOR)})
 
 
 def feed(hub: Hub, scenario: str, now: float = T0) -> list[Intent]:
-    out: list[Intent] = []
-    for message in TRAFFIC[scenario]:
-        event = MqttMessageReceived(message["topic"], message["payload"].encode(), retain=message["retain"])
-        out += hub.handle(event, now)
-    return out
+    return play(hub, TRAFFIC[scenario], now)
 
 
 def say(hub: Hub, jid: str, body: str, now: float = T0 + 1) -> list[Intent]:
-    return hub.handle(ChatReceived(f"{OPERATOR}/phone", jid, body), now)
-
-
-def chats(intents: Sequence[Intent]) -> list[str]:
-    return [i.body for i in intents if isinstance(i, SendChat)]
-
-
-def publishes(intents: Sequence[Intent]) -> list[tuple[str, bytes]]:
-    return [(i.topic, i.payload) for i in intents if isinstance(i, PublishMqtt)]
+    return family.say(hub, jid, body, OPERATOR, now)
 
 
 def test_relay_readings_in_units_and_the_announce_gives_the_model() -> None:

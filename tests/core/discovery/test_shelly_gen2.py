@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,46 +18,35 @@ from hypothesis import strategies as st
 from device_profiles.loader import builtin_profiles
 from hub.core.auth import Grant
 from hub.core.discovery import MAPPERS, Discovery, DiscoveryError, DiscoveryInput
-from hub.core.events import ChatReceived, MqttLinkUp, MqttMessageReceived, SubscriptionRequested, XmppLinkUp
-from hub.core.hub import Hub, HubSettings
-from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence
+from hub.core.events import MqttMessageReceived, SubscriptionRequested
+from hub.core.hub import Hub
+from hub.core.intents import Intent, Log, PublishMqtt, SendPresence
 from hub.core.mapping import Binding
 from hub.core.profile import Role
+from tests.core.discovery import family
+from tests.core.discovery.family import T0, chats, linked_hub, play
+from tests.support.traffic import load_traffic
 
-TRAFFIC: dict[str, list[dict[str, Any]]] = json.loads(
-    (Path(__file__).parents[2] / "fixtures" / "shelly_gen2" / "traffic.json").read_text(encoding="utf-8")
-)
+TRAFFIC = load_traffic("shelly_gen2")
 PROFILE = builtin_profiles()["shelly-gen2"]
 DOMAIN = "hub.example"
 OPERATOR = "op@example.org"
 ADMIN = "admin@example.org"
-T0 = 1000.0
 PLUS = f"shellyplus1pm-a8032ab12345@{DOMAIN}"
 PRO = f"shellypro2pm-ec62608a1b2c@{DOMAIN}"
 
 
 def make_hub() -> Hub:
     grants = {OPERATOR: Grant(Role.OPERATOR), ADMIN: Grant(Role.ADMIN)}
-    hub = Hub(HubSettings(domain=DOMAIN, bindings=(Binding("shelly-gen2", PROFILE),), grants=grants))
-    hub.handle(XmppLinkUp(), T0)
-    hub.handle(MqttLinkUp(), T0)
-    return hub
+    return linked_hub(Binding("shelly-gen2", PROFILE), grants)
 
 
 def feed(hub: Hub, scenario: str, now: float = T0) -> list[Intent]:
-    out: list[Intent] = []
-    for message in TRAFFIC[scenario]:
-        event = MqttMessageReceived(message["topic"], message["payload"].encode(), retain=message["retain"])
-        out += hub.handle(event, now)
-    return out
+    return play(hub, TRAFFIC[scenario], now)
 
 
 def say(hub: Hub, jid: str, body: str, now: float = T0 + 1, sender: str = OPERATOR) -> list[Intent]:
-    return hub.handle(ChatReceived(f"{sender}/phone", jid, body), now)
-
-
-def chats(intents: Sequence[Intent]) -> list[str]:
-    return [i.body for i in intents if isinstance(i, SendChat)]
+    return family.say(hub, jid, body, sender, now)
 
 
 def rpc(intents: Sequence[Intent]) -> list[tuple[str, Any]]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,19 +17,19 @@ from hypothesis import strategies as st
 from device_profiles.loader import builtin_profiles
 from hub.core.auth import Grant
 from hub.core.discovery import MAPPERS, Discovery, DiscoveryError, DiscoveryInput
-from hub.core.events import ChatReceived, MqttLinkUp, MqttMessageReceived, SubscriptionRequested, XmppLinkUp
+from hub.core.events import MqttLinkUp, MqttMessageReceived, SubscriptionRequested, XmppLinkUp
 from hub.core.hub import Hub, HubSettings
-from hub.core.intents import Intent, Log, PublishMqtt, SendChat, SendPresence, SendSubscription, Show
+from hub.core.intents import Intent, Log, SendPresence, SendSubscription, Show
 from hub.core.mapping import Binding
 from hub.core.profile import Role
+from tests.core.discovery import family
+from tests.core.discovery.family import T0, chats, linked_hub, play, publishes
+from tests.support.traffic import load_traffic
 
-TRAFFIC: dict[str, list[dict[str, Any]]] = json.loads(
-    (Path(__file__).parents[2] / "fixtures" / "tasmota" / "traffic.json").read_text(encoding="utf-8")
-)
+TRAFFIC = load_traffic("tasmota")
 DOMAIN = "hub.example"
 ADMIN = "admin@example.org"
 OPERATOR = "op@example.org"
-T0 = 1000.0
 PLUG = f"a0b1c2d3e4f5@{DOMAIN}"
 DUAL = f"b0c1d2e3f405@{DOMAIN}"
 TOPIC_FIRST = {"tele": "{id}/tele", "stat": "{id}/stat", "cmnd": "{id}/cmnd"}
@@ -41,30 +39,15 @@ PROFILE = builtin_profiles()["tasmota"]
 def make_hub(slots: Mapping[str, str] | None = None) -> Hub:
     binding = Binding("tasmota", PROFILE, dict(slots or {}))
     grants = {ADMIN: Grant(Role.ADMIN), OPERATOR: Grant(Role.OPERATOR)}
-    hub = Hub(HubSettings(domain=DOMAIN, bindings=(binding,), grants=grants))
-    hub.handle(XmppLinkUp(), T0)
-    hub.handle(MqttLinkUp(), T0)
-    return hub
+    return linked_hub(binding, grants)
 
 
 def feed(hub: Hub, scenario: str, now: float = T0) -> list[Intent]:
-    out: list[Intent] = []
-    for message in TRAFFIC[scenario]:
-        event = MqttMessageReceived(message["topic"], message["payload"].encode(), retain=message["retain"])
-        out += hub.handle(event, now)
-    return out
+    return play(hub, TRAFFIC[scenario], now)
 
 
 def say(hub: Hub, jid: str, body: str, now: float = T0 + 1, sender: str = OPERATOR) -> list[Intent]:
-    return hub.handle(ChatReceived(f"{sender}/phone", jid, body), now)
-
-
-def chats(intents: Sequence[Intent]) -> list[str]:
-    return [i.body for i in intents if isinstance(i, SendChat)]
-
-
-def publishes(intents: Sequence[Intent]) -> list[tuple[str, bytes]]:
-    return [(i.topic, i.payload) for i in intents if isinstance(i, PublishMqtt)]
+    return family.say(hub, jid, body, sender, now)
 
 
 def logs(intents: Sequence[Intent], event: str) -> list[Log]:
