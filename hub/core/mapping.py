@@ -169,11 +169,13 @@ class Router:
         return tuple(found)
 
     def route(self, topic: str) -> Route | None:
-        """The device and role a topic belongs to, or ``None`` if no rule claims it.
+        """The rule a topic belongs to: a device's role (with its id), a discovery topic (no id), or ``None``.
 
         A topic no one may publish to (wildcards, NUL) is claimed by no rule: an
         external broker that passed ``devices/+/telemetry`` on would otherwise make
-        ``+`` a device whose command topic cannot be built.
+        ``+`` a device whose command topic cannot be built. The rules are fixed at
+        start-up and never overlap, so the answer per topic is remembered (bounded);
+        discovered devices' own topics are looked up first by :meth:`routes`.
         """
         try:
             return self._routes[topic]
@@ -190,26 +192,23 @@ class Router:
             validate_topic_name(topic)
         except TopicError:
             return None
-        exact = self._exact.get(topic)
-        if exact:
-            return exact[0]
         first = topic.split("/", 1)[0]
         candidates = self._by_first_level.get(first, []) + self._by_first_level.get(None, [])
         for rule in candidates:
-            if rule.role is TopicRole.DISCOVERY:
-                continue
             values = rule.template.match(topic)
-            if values is not None:
-                return Route(rule.binding, rule.role, values[rule.binding.profile.id_slot], rule.index)
+            if values is None:
+                continue
+            device_id = "" if rule.role is TopicRole.DISCOVERY else values[rule.binding.profile.id_slot]
+            return Route(rule.binding, rule.role, device_id, rule.index)
         return None
 
     def routes(self, topic: str) -> list[Route]:
-        """Every route of a topic: several discovered devices or specs may read one topic."""
+        """Every device route of a topic: several discovered devices or specs may read one topic."""
         exact = self._exact.get(topic)
         if exact:
             return list(exact)
         found = self.route(topic)
-        return [found] if found is not None else []
+        return [found] if found is not None and found.role is not TopicRole.DISCOVERY else []
 
     def set_device_topics(self, binding: Binding, device_id: str, profile: Profile) -> list[str]:
         """Route a discovered device's literal topics to it; returns the topics that are new to the router.
@@ -259,16 +258,9 @@ class Router:
                 self._exact.pop(topic, None)
 
     def discovery_rule(self, topic: str) -> Route | None:
-        """The binding and discovery spec a topic is for, before any device route (descriptions come first)."""
-        try:
-            validate_topic_name(topic)
-        except TopicError:
-            return None
-        first = topic.split("/", 1)[0]
-        for rule in self._by_first_level.get(first, []) + self._by_first_level.get(None, []):
-            if rule.role is TopicRole.DISCOVERY and rule.template.match(topic) is not None:
-                return Route(rule.binding, rule.role, "", rule.index)
-        return None
+        """The binding and discovery spec a topic is for, if it is a discovery topic."""
+        found = self.route(topic)
+        return found if found is not None and found.role is TopicRole.DISCOVERY else None
 
     def topic_for(
         self, binding: Binding, template: TopicTemplate, device_id: str, extra: Mapping[str, str] | None = None

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.core.mapping import MEMO_LIMIT, Binding, MappingError, Route, Router, TopicRole
-from hub.core.profile import AvailabilitySpec, CommandSpec, Profile, TelemetrySpec
+from hub.core.profile import AvailabilitySpec, CommandSpec, DiscoverySpec, Profile, TelemetrySpec
 from hub.core.topics import TopicTemplate, filter_matches
 
 DOMAIN = "hub.example"
@@ -239,3 +239,14 @@ def test_device_namespaces_cover_every_topic_of_a_device(hub_binding: Binding) -
     assert router.device_namespaces("{username}") == ("devices/{username}/#", "zigbee2mqtt/{username}/#")
     for topic in ("devices/k1/status", "devices/k1/telemetry", "devices/k1/cmd", "devices/k1/cmd/result"):
         assert filter_matches("devices/k1/#", topic)
+
+
+def test_a_discovery_topic_is_no_device_route_and_the_answer_is_remembered() -> None:
+    family = Profile(name="fam", discovery=(DiscoverySpec(t("fam/{node}/config"), "test-inventory"),))
+    binding = Binding("fam", family)
+    router = Router([binding], DOMAIN)
+    found = router.discovery_rule("fam/a/config")
+    assert found == Route(binding, TopicRole.DISCOVERY, "", 0)
+    assert router.routes("fam/a/config") == []  # described by it, read by no device
+    assert router.route("fam/a/config") is found  # one lookup, remembered, serves both questions
+    assert router.discovery_rule("fam/a/other") is None
