@@ -112,19 +112,19 @@ class _Parser:
         self.depth -= 1
         return node
 
-    def or_expr(self) -> _Node:
-        node = self.and_expr()
-        while self.peek() == "or":
-            self.take()
-            node = _Node("bin", ("or", node, self.and_expr()))
+    def _left(self, operators: tuple[str, ...], operand: Callable[[], _Node]) -> _Node:
+        """One precedence level of left-associative binary operators: ``a op b op c`` is ``(a op b) op c``."""
+        node = operand()
+        while self.peek() in operators:
+            op = self.take()
+            node = _Node("bin", (op, node, operand()))
         return node
 
+    def or_expr(self) -> _Node:
+        return self._left(("or",), self.and_expr)
+
     def and_expr(self) -> _Node:
-        node = self.not_expr()
-        while self.peek() == "and":
-            self.take()
-            node = _Node("bin", ("and", node, self.not_expr()))
-        return node
+        return self._left(("and",), self.not_expr)
 
     def not_expr(self) -> _Node:
         if self.peek() == "not":
@@ -149,25 +149,13 @@ class _Parser:
             node = _Node("bin", (op, node, self.concat()))
 
     def concat(self) -> _Node:
-        node = self.additive()
-        while self.peek() == "~":
-            self.take()
-            node = _Node("bin", ("~", node, self.additive()))
-        return node
+        return self._left(("~",), self.additive)
 
     def additive(self) -> _Node:
-        node = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.take()
-            node = _Node("bin", (op, node, self.term()))
-        return node
+        return self._left(("+", "-"), self.term)
 
     def term(self) -> _Node:
-        node = self.filtered()
-        while self.peek() in ("*", "/", "//", "%"):
-            op = self.take()
-            node = _Node("bin", (op, node, self.filtered()))
-        return node
+        return self._left(("*", "/", "//", "%"), self.filtered)
 
     def filtered(self) -> _Node:
         node = self.unary()
