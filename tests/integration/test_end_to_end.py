@@ -19,7 +19,7 @@ import pytest
 from hub.demo.devices import SimulatedDevice
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
 from tests.support.mosquitto_fixture import MosquittoFactory, mosquitto_factory  # noqa: F401
-from tests.support.operator import Operator, PresenceSeen
+from tests.support.operator import Operator, PresenceSeen, status_has
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
@@ -31,10 +31,6 @@ def available(p: PresenceSeen) -> bool:
 
 def unavailable(p: PresenceSeen) -> bool:
     return p.type == "unavailable"
-
-
-def status_has(text: str) -> Callable[[PresenceSeen], bool]:
-    return lambda p: p.type == "available" and text in p.status
 
 
 @pytest.fixture(params=["embedded", "external"])

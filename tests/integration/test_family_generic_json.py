@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -16,16 +15,12 @@ import pytest
 
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
 from tests.support.mosquitto_fixture import MosquittoFactory, mosquitto_factory  # noqa: F401
-from tests.support.operator import Operator, PresenceSeen
+from tests.support.operator import Operator, status_has
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
 
 DEVICE = "garden-pump"
-
-
-def status_has(text: str) -> Callable[[PresenceSeen], bool]:
-    return lambda p: p.type == "available" and text in p.status
 
 
 @pytest.mark.parametrize("mode", ["embedded", "external"])
@@ -36,16 +31,16 @@ async def test_a_json_device_reads_and_obeys(
     mosquitto_factory: MosquittoFactory,  # noqa: F811
 ) -> None:
     admin = await prosody.new_user_async("admin")
-    runner = HubRunner(
+    runner = HubRunner.for_family(
         prosody,
         tmp_path / "hub",
-        mode=mode,
+        "generic-json",
+        mode,
+        lambda: mosquitto_factory().port,
+        binding={"slots": {"base": "garden"}},
         operators={admin[0]: {"role": "admin", "notify_new_devices": True}},
         devices=(DEVICE,),
-        extra={"bindings": [{"profile": "generic-json", "slots": {"base": "garden"}}]},
     )
-    if mode == "external":
-        runner.external_port = mosquitto_factory().port
     received: queue.Queue[tuple[str, object]] = queue.Queue()
     device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=DEVICE)
     if mode == "embedded":

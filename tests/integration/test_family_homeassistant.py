@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -20,7 +19,7 @@ import pytest
 from hub.config import AclConfig, HubConfig
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
 from tests.support.mosquitto_fixture import MosquittoFactory, mosquitto_factory  # noqa: F401
-from tests.support.operator import Operator, PresenceSeen
+from tests.support.operator import Operator, status_has
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
@@ -78,10 +77,6 @@ class AclRunner(HubRunner):
         users = {**embedded.users, "livingroom": embedded.users["tester"]}  # the same test password
         embedded = embedded.model_copy(update={"users": users, "acl": acl})
         return config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"embedded": embedded})})
-
-
-def status_has(text: str) -> Callable[[PresenceSeen], bool]:
-    return lambda p: p.type == "available" and text in p.status
 
 
 @pytest.mark.parametrize(("mode", "login"), [("embedded", "tester"), ("embedded", "livingroom"), ("external", None)])

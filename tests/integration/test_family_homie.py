@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
 from tests.support.mosquitto_fixture import MosquittoFactory, mosquitto_factory  # noqa: F401
-from tests.support.operator import Operator, PresenceSeen
+from tests.support.operator import Operator, status_has
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "homie"
 STATE = "homie/5/kitchen-light/$state"
 BRIGHTNESS = "homie/5/kitchen-light/light/brightness"
-
-
-def status_has(text: str) -> Callable[[PresenceSeen], bool]:
-    return lambda p: p.type == "available" and text in p.status
 
 
 def recorded(name: str) -> list[tuple[str, bytes]]:
@@ -46,16 +42,9 @@ def runner(
     tmp_path: Path,
     mosquitto_factory: MosquittoFactory,  # noqa: F811
 ) -> HubRunner:
-    hub = HubRunner(
-        prosody,
-        tmp_path / "hub",
-        mode=str(request.param),
-        devices=(),
-        extra={"bindings": [{"profile": "homie"}]},
+    return HubRunner.for_family(
+        prosody, tmp_path / "hub", "homie", str(request.param), lambda: mosquitto_factory().port
     )
-    if hub.mode == "external":
-        hub.external_port = mosquitto_factory().port
-    return hub
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,13 @@ import pytest
 
 from tests.support.hub_runner import DEVICE_PASSWORD, HubRunner
 from tests.support.mosquitto_fixture import MosquittoFactory, mosquitto_factory  # noqa: F401
-from tests.support.operator import Operator, PresenceSeen
+from tests.support.operator import Operator, status_has
 from tests.support.xmpp_servers import XmppServer
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "zigbee2mqtt"
 PLUG = "0x00158d00018255df"
-
-
-def status_has(text: str) -> Callable[[PresenceSeen], bool]:
-    return lambda p: p.type == "available" and text in p.status
 
 
 @pytest.fixture(params=["embedded", "external"])
@@ -39,17 +35,15 @@ def runner(
     mosquitto_factory: MosquittoFactory,  # noqa: F811
 ) -> HubRunner:
     admin = prosody.new_user("admin")
-    hub = HubRunner(
+    hub = HubRunner.for_family(
         prosody,
         tmp_path / "hub",
-        mode=str(request.param),
+        "zigbee2mqtt",
+        str(request.param),
+        lambda: mosquitto_factory().port,
         operators={admin[0]: {"role": "admin", "notify_new_devices": True}},
-        devices=(),
-        extra={"bindings": [{"profile": "zigbee2mqtt"}]},
     )
     hub.extra["admin"] = admin
-    if hub.mode == "external":
-        hub.external_port = mosquitto_factory().port
     return hub
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,18 @@ class HubRunner:
     mqtt_port: int = field(default_factory=free_port)
     app: App | None = None
     _task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_family(
+        cls, server: XmppServer, workdir: Path, profile: str, mode: str, broker: Callable[[], int], **fields: Any
+    ) -> HubRunner:
+        """A hub with one family's binding and no configured devices, on its own broker or on
+        ``broker()`` (the port of a fresh mosquitto) in external mode."""
+        extra = {"bindings": [{"profile": profile, **fields.pop("binding", {})}], **fields.pop("extra", {})}
+        hub = cls(server, workdir, mode=mode, devices=fields.pop("devices", ()), extra=extra, **fields)
+        if mode == "external":
+            hub.external_port = broker()
+        return hub
 
     @property
     def domain(self) -> str:

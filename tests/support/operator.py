@@ -323,3 +323,8 @@ class Operator:
 
     def _on_message(self, msg: Any) -> None:
         self.messages.put(MessageSeen(str(msg["from"]), str(msg["to"]), msg["type"], msg["body"]))
+
+
+def status_has(text: str) -> Callable[[PresenceSeen], bool]:
+    """A presence that is available and whose status text contains ``text``: for ``wait_presence``."""
+    return lambda p: p.type == "available" and text in p.status

@@ -78,6 +78,7 @@ async def test_qos0_publishes_sent_with_the_connect_are_reported_after_it_and_in
     that arrive in the same segment as the CONNECT are reported after the connection, in the order sent,
     and the QoS 1 one is acknowledged."""
     async with embedded_broker() as running:
+
         def publish(topic: bytes, payload: bytes, qos: int = 0) -> bytes:
             body = len(topic).to_bytes(2, "big") + topic + ((7).to_bytes(2, "big") if qos else b"") + payload
             return bytes([0x30 | qos << 1, len(body)]) + body

@@ -257,6 +257,8 @@ async def test_a_stalled_server_is_noticed_by_its_silence_and_the_stream_reopene
 def test_the_ping_goes_to_the_server_by_default(xmpp_server: XmppServer) -> None:
     assert options_for(xmpp_server).ping_target == xmpp_server.domain  # devices.localhost → localhost
     assert options_for(xmpp_server, ping_to="example.org").ping_target == "example.org"
+
+
 async def test_chat_the_server_never_confirmed_is_handed_back_when_the_stream_is_lost(
     xmpp_server: XmppServer, start_component: StartComponent, login: Login
 ) -> None:
